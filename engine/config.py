@@ -1,0 +1,37 @@
+"""Settings: the only place environment variables are read."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_home() -> Path:
+    """Where mixplan keeps its files: ``$MIXPLAN_HOME`` or ``~/.mixplan``."""
+    return Path(os.environ.get("MIXPLAN_HOME", Path.home() / ".mixplan")).expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration.
+
+    database_url: SQLAlchemy URL; ``MIXPLAN_DATABASE_URL`` or the SQLite file
+        ``$MIXPLAN_HOME/mixplan.sqlite`` (created on first use).
+    home: folder for the default database, prepared data and checkpoints.
+    seed: default random seed for fits, designs and trainings.
+    """
+
+    database_url: str
+    home: Path
+    seed: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        home = default_home()
+        url = os.environ.get("MIXPLAN_DATABASE_URL") or f"sqlite:///{home / 'mixplan.sqlite'}"
+        return cls(database_url=url, home=home, seed=int(os.environ.get("MIXPLAN_SEED", "0")))
+
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+"""Logs of the built-in demo project (shipped with the source tree)."""

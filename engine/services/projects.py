@@ -1,0 +1,65 @@
+"""Projects: create, list, look up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from engine.errors import InputError
+from engine.store import Domain, EvalTarget, Project, Run, session_scope
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    name: str
+    description: str
+    is_demo: bool
+    runs: int
+    domains: int
+    targets: int
+    created_at: datetime
+
+
+def validate_project_name(name: str) -> str:
+    cleaned = (name or "").strip()
+    if not cleaned:
+        raise InputError("the project name is empty.", hint="give a name such as 'pile-1m'.")
+    if len(cleaned) > 200:
+        raise InputError("the project name is longer than 200 characters.", hint="use a shorter name.")
+    return cleaned
+
+
+def create_project(name: str, description: str = "", *, url: str | None = None, exist_ok: bool = False) -> str:
+    """Create a project; with ``exist_ok`` an existing one is returned unchanged."""
+    name = validate_project_name(name)
+    with session_scope(url) as s:
+        existing = s.scalar(select(Project).where(Project.name == name))
+        if existing is not None:
+            if exist_ok:
+                return name
+            raise InputError(f"a project named '{name}' already exists.", hint="pick another name or select it.")
+        s.add(Project(name=name, description=description))
+    return name
+
+
+def list_projects(url: str | None = None) -> list[ProjectSummary]:
+    with session_scope(url) as s:
+        def count(model):
+            return dict(s.execute(select(model.project_id, func.count()).group_by(model.project_id)).all())
+
+        runs, domains, targets = count(Run), count(Domain), count(EvalTarget)
+        return [
+            ProjectSummary(p.name, p.description, p.is_demo, runs.get(p.id, 0), domains.get(p.id, 0),
+                           targets.get(p.id, 0), p.created_at)
+            for p in s.scalars(select(Project).order_by(Project.created_at, Project.id))
+        ]
+
+
+def delete_project(name: str, *, url: str | None = None) -> None:
+    with session_scope(url) as s:
+        project = s.scalar(select(Project).where(Project.name == name))
+        if project is None:
+            raise InputError(f"no project named '{name}'.", hint="list projects with `mixplan projects`.")
+        s.delete(project)

@@ -1,0 +1,15 @@
+"""The store: models, engine/session factory, queries."""
+
+from engine.store.models import (  # noqa: F401
+    Base,
+    Domain,
+    EvalTarget,
+    IngestBatch,
+    Job,
+    LawFit,
+    Measurement,
+    Plan,
+    Project,
+    Run,
+)
+from engine.store.session import dispose_engines, get_engine, make_engine, session_scope, upgrade  # noqa: F401

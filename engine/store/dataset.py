@@ -1,0 +1,148 @@
+"""Read a project's runs out of the store as arrays the laws and the planner use.
+
+A :class:`Dataset` is the one hand-off from the store to ``engine.laws`` and
+``engine.plan``: numpy arrays with named axes, no ORM rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.errors import InputError
+from engine.store.models import Domain, EvalTarget, Measurement, Project, Run
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Runs of one project.
+
+    Axes: ``n`` runs (``run_names``), ``k`` domains (``domains``), ``t`` targets (``targets``).
+
+    mixtures: (n, k) shares, rows sum to 1.
+    final: (n, t) last measured value of each target per run (NaN where never measured).
+    tokens: (n,) tokens of each run (NaN where unknown).
+    model_params: (n,) parameters of each run's model (NaN where unknown).
+    directions: (t,) "lower" or "higher" (which way is better).
+    unique_tokens: (k,) distinct tokens each domain holds (NaN where unknown).
+    curve_*: long-form learning curves, one entry per measurement with known tokens_seen.
+    data_hash: hash of everything above; a fit on an unchanged hash is reused.
+    """
+
+    project: str
+    run_names: list[str]
+    domains: list[str]
+    targets: list[str]
+    directions: list[str]
+    mixtures: np.ndarray
+    final: np.ndarray
+    tokens: np.ndarray
+    model_params: np.ndarray
+    unique_tokens: np.ndarray
+    domain_tags: list[dict] = field(default_factory=list)
+    domain_paths: list[str | None] = field(default_factory=list)
+    curve_run: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    curve_target: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    curve_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    curve_value: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    data_hash: str = ""
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.run_names)
+
+    def target_index(self, name: str) -> int:
+        try:
+            return self.targets.index(name)
+        except ValueError:
+            raise InputError(
+                f"project '{self.project}' has no evaluation target '{name}'.",
+                hint=f"use one of: {', '.join(self.targets)}",
+            ) from None
+
+
+def load_dataset(session: Session, project_name: str, *, include_failed: bool = False) -> Dataset:
+    """All complete runs of ``project_name`` with their final values and learning curves."""
+    project = session.scalar(select(Project).where(Project.name == project_name))
+    if project is None:
+        raise InputError(f"no project named '{project_name}'.", hint="list projects with `mixplan projects`.")
+    domains = session.scalars(select(Domain).where(Domain.project_id == project.id).order_by(Domain.id)).all()
+    targets = session.scalars(select(EvalTarget).where(EvalTarget.project_id == project.id).order_by(EvalTarget.id)).all()
+    run_query = select(Run).where(Run.project_id == project.id).order_by(Run.id)
+    if not include_failed:
+        run_query = run_query.where(Run.status == "complete")
+    runs = session.scalars(run_query).all()
+
+    domain_names = [d.name for d in domains]
+    domain_pos = {name: j for j, name in enumerate(domain_names)}
+    target_pos = {t.id: i for i, t in enumerate(targets)}
+    run_pos = {r.id: i for i, r in enumerate(runs)}
+    n, k, t = len(runs), len(domains), len(targets)
+
+    mixtures = np.zeros((n, k))
+    for i, run in enumerate(runs):
+        for name, share in run.mixture.items():
+            if name in domain_pos:
+                mixtures[i, domain_pos[name]] = share
+    tokens = np.array([np.nan if r.tokens is None else float(r.tokens) for r in runs])
+    params = np.array([np.nan if r.model_params is None else float(r.model_params) for r in runs])
+
+    final = np.full((n, t), np.nan)
+    final_at = np.full((n, t), -np.inf)
+    c_run, c_target, c_tokens, c_value = [], [], [], []
+    if n:
+        rows = session.execute(
+            select(Measurement.run_id, Measurement.target_id, Measurement.tokens_seen, Measurement.value)
+            .join(Run, Run.id == Measurement.run_id)
+            .where(Run.project_id == project.id)
+        )
+        for run_id, target_id, tokens_seen, value in rows:
+            i = run_pos.get(run_id)
+            if i is None:
+                continue
+            j = target_pos[target_id]
+            at = np.inf if tokens_seen is None else float(tokens_seen)
+            if at >= final_at[i, j]:
+                final_at[i, j] = at
+                final[i, j] = value
+            if tokens_seen is not None:
+                c_run.append(i)
+                c_target.append(j)
+                c_tokens.append(float(tokens_seen))
+                c_value.append(value)
+
+    order = np.lexsort((c_tokens, c_target, c_run)) if c_run else np.zeros(0, dtype=int)
+    ds = Dataset(
+        project=project_name,
+        run_names=[r.name for r in runs],
+        domains=domain_names,
+        targets=[t.name for t in targets],
+        directions=[t.direction for t in targets],
+        mixtures=mixtures,
+        final=final,
+        tokens=tokens,
+        model_params=params,
+        unique_tokens=np.array([np.nan if d.unique_tokens is None else float(d.unique_tokens) for d in domains]),
+        domain_tags=[dict(d.tags or {}) if isinstance(d.tags, dict) else {"tags": list(d.tags)} for d in domains],
+        domain_paths=[d.data_path for d in domains],
+        curve_run=np.asarray(c_run, dtype=int)[order],
+        curve_target=np.asarray(c_target, dtype=int)[order],
+        curve_tokens=np.asarray(c_tokens, dtype=float)[order],
+        curve_value=np.asarray(c_value, dtype=float)[order],
+    )
+    return _with_hash(ds)
+
+
+def _with_hash(ds: Dataset) -> Dataset:
+    h = hashlib.sha256()
+    h.update(json.dumps([ds.run_names, ds.domains, ds.targets, ds.directions]).encode())
+    for arr in (ds.mixtures, ds.final, ds.tokens, ds.model_params, ds.unique_tokens,
+                ds.curve_run, ds.curve_target, ds.curve_tokens, ds.curve_value):
+        h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
+    object.__setattr__(ds, "data_hash", h.hexdigest())
+    return ds
