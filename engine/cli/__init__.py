@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from engine.cli._app import app
-from engine.cli import data as _data  # noqa: F401  ingest, projects, runs, domains, db, dashboard
+from engine.cli import data as _data  # noqa: F401  ingest, projects, runs, domains, db
+from engine.cli import dashboard as _dashboard  # noqa: F401  dashboard, demo
 from engine.cli import fit as _fit  # noqa: F401  fit, predict
 from engine.cli import plan as _plan  # noqa: F401  plan, sweep-budgets, suggest
 from engine.cli import train as _train  # noqa: F401  prepare-data, train, sweep, demo-corpus, jobs
