@@ -1,10 +1,11 @@
-"""Session state shared by the pages: the selected project, first-start setup."""
+"""Session state shared by the pages: the selected project, first-start setup, flash messages."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 PROJECT_KEY = "project"
+FLASH_KEY = "_flash"
 
 
 def ensure_ready() -> None:
@@ -24,14 +25,34 @@ def current_project() -> str | None:
     return st.session_state.get(PROJECT_KEY)
 
 
-def set_current_project(name: str) -> None:
+def set_current_project(name: str | None) -> None:
     st.session_state[PROJECT_KEY] = name
 
 
 def require_project() -> str:
-    """The selected project, or an info box and a stop when there is none."""
+    """The selected project, or an info box and a stop when there is none (or it was deleted)."""
+    from engine.services.projects import list_projects
+
     name = current_project()
+    if name and name not in {p.name for p in list_projects()}:
+        set_current_project(None)
+        name = None
     if not name:
         st.info("No project selected. Create or select one on the **Projects** page.")
         st.stop()
     return name
+
+
+def flash(kind: str, text: str) -> None:
+    """Keep a message ("success", "info", "warning" or "error") to show on the next run of the page.
+
+    Widget callbacks run before the page is drawn; their outcome is shown this way.
+    """
+    st.session_state[FLASH_KEY] = (kind, text)
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(FLASH_KEY, None)
+    if message is not None:
+        kind, text = message
+        getattr(st, kind)(text)

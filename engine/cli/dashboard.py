@@ -1,3 +1,67 @@
-"""Command: dashboard (filled in by the shell area)."""
+"""Commands: dashboard (start the Streamlit app) and demo (load the demo project)."""
 
-from engine.cli._app import app  # noqa: F401
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.cli._app import app, emit_json, guarded
+
+APP_DIR = Path(__file__).resolve().parents[2] / "app"
+
+
+def streamlit_command(host: str, port: int) -> list[str]:
+    """The ``streamlit run`` command line: headless, no usage statistics, no file watcher.
+
+    The flags repeat ``app/.streamlit/config.toml`` on purpose: Streamlit reads that
+    file only from the working directory, and the statistics must stay off wherever
+    the command is started from (the working directory is kept so that relative
+    paths in ``MIXPLAN_DATABASE_URL`` / ``MIXPLAN_HOME`` mean what the user meant).
+    """
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP_DIR / "streamlit_app.py"),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--server.runOnSave", "false",
+        "--browser.gatherUsageStats", "false",
+        "--global.developmentMode", "false",
+        "--client.toolbarMode", "minimal",
+    ]
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to serve the dashboard on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+) -> None:
+    """Start the dashboard (Streamlit) at http://HOST:PORT, on the demo project at first start."""
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    typer.echo(f"mixplan dashboard: http://{host}:{port}  (Ctrl+C stops it)", err=True)
+    sys.stdout.flush()
+    # exec, not a child process: Ctrl+C and a kill reach Streamlit itself, nothing is left behind.
+    os.execve(sys.executable, streamlit_command(host, port), env)
+
+
+@app.command()
+def demo(
+    reset: Annotated[bool, typer.Option("--reset", help="Delete the demo project and load it again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Load the demo project from the logs under examples/ (what the dashboard does on first start)."""
+    from engine.services.demo import DEMO_PROJECT, load_demo_project
+    from engine.services.projects import list_projects
+
+    guarded(lambda: load_demo_project(reset=reset))
+    summary = next(p for p in list_projects() if p.name == DEMO_PROJECT)
+    if as_json:
+        emit_json({"project": summary.name, "description": summary.description, "runs": summary.runs,
+                   "domains": summary.domains, "targets": summary.targets})
+        return
+    typer.echo(f"{summary.name}: {summary.runs} runs, {summary.domains} domains, {summary.targets} targets")
+    typer.echo(summary.description)

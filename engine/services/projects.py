@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from engine.errors import InputError
+from engine.services.demo import ensure_demo_project  # noqa: F401  re-exported for the dashboard
 from engine.store import Domain, EvalTarget, Project, Run, session_scope
 
 

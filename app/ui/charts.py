@@ -1,0 +1,69 @@
+"""Altair specs for the Runs page: mixtures as stacked bars, learning curves on a log token axis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+OTHER = "other"
+
+
+def top_domains(mixtures: Sequence[dict[str, float]], top_n: int) -> list[str]:
+    """The ``top_n`` domains with the largest mean share (ties broken by name)."""
+    totals: dict[str, float] = {}
+    for mixture in mixtures:
+        for domain, share in mixture.items():
+            totals[domain] = totals.get(domain, 0.0) + share
+    return sorted(totals, key=lambda d: (-totals[d], d))[:top_n]
+
+
+def mixture_frame(names: Sequence[str], mixtures: Sequence[dict[str, float]], top_n: int) -> pd.DataFrame:
+    """Long form (run, position, domain, share): the top domains by mean share, the rest summed as 'other'."""
+    kept = top_domains(mixtures, top_n)
+    rows = []
+    for position, (name, mixture) in enumerate(zip(names, mixtures)):
+        rest = 1.0 - sum(mixture.get(d, 0.0) for d in kept)
+        for domain in kept:
+            rows.append((name, position, domain, mixture.get(domain, 0.0)))
+        if rest > 1e-9:
+            rows.append((name, position, OTHER, rest))
+    return pd.DataFrame(rows, columns=["run", "position", "domain", "share"])
+
+
+def mixture_chart(frame: pd.DataFrame, *, sort_label: str) -> alt.Chart:
+    """Stacked bars of domain shares, one bar per run, runs in ``frame.position`` order."""
+    domains = [d for d in dict.fromkeys(frame["domain"]) if d != OTHER]
+    order = domains + ([OTHER] if (frame["domain"] == OTHER).any() else [])
+    many = frame["run"].nunique() > 60
+    frame = frame.assign(domain_rank=frame["domain"].map({d: i for i, d in enumerate(order)}))
+    return (
+        alt.Chart(frame)
+        .mark_bar(**({"size": 2} if many else {}))
+        .encode(
+            x=alt.X("run:N", sort=alt.SortField("position"), title=f"runs ({sort_label})",
+                    axis=alt.Axis(labels=not many, ticks=not many)),
+            y=alt.Y("sum(share):Q", title="share", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("domain:N", sort=order, legend=alt.Legend(title="domain")),
+            order=alt.Order("domain_rank:Q"),
+            tooltip=["run:N", "domain:N", alt.Tooltip("share:Q", format=".3f")],
+        )
+        .properties(height=320)
+    )
+
+
+def curves_chart(frame: pd.DataFrame, *, target: str) -> alt.Chart:
+    """Learning curves: ``value`` of ``target`` against tokens seen (log axis), one line per run."""
+    legend = alt.Legend(title="run") if frame["run"].nunique() <= 15 else None
+    return (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("tokens_seen:Q", scale=alt.Scale(type="log"), title="tokens seen"),
+            y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=target),
+            color=alt.Color("run:N", legend=legend),
+            tooltip=["run:N", alt.Tooltip("tokens_seen:Q", format=".3s"), alt.Tooltip("value:Q", format=".4f")],
+        )
+        .properties(height=360)
+    )

@@ -1,0 +1,130 @@
+"""Checks on single values and mixtures; every failure is an InputError that says where and how to fix it."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import InputError
+
+# Shares may be off by this much (rounding in the logs); they are renormalised and the row is reported.
+SUM_TOLERANCE = 0.01
+
+_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
+_MULTIPLIER = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in a file, for messages."""
+
+    file: str | None
+    line: int | None = None
+    column: str | None = None
+
+    def error(self, message: str, hint: str | None = None) -> InputError:
+        return InputError(message, file=self.file, row=self.line, column=self.column, hint=hint)
+
+
+def parse_count(text: Any, where: Where, what: str = "a count") -> int:
+    """A non-negative whole count such as ``120000000``, ``1.2e8``, ``120M`` or ``1.2B``."""
+    if isinstance(text, bool):
+        raise where.error(f"expected {what}, got {text!r}.", "write a number such as 120000000 or 120M.")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        match = _COUNT.match(str(text))
+        if not match:
+            raise where.error(f"expected {what}, got {str(text)!r}.", "write a number such as 120000000, 1.2e8 or 120M.")
+        value = float(match.group(1)) * _MULTIPLIER[match.group(2).lower()]
+    if not math.isfinite(value) or value < 0:
+        raise where.error(f"expected {what} (a finite number >= 0), got {text!r}.", "write a number such as 120000000.")
+    return int(round(value))
+
+
+def parse_optional_count(text: Any, where: Where, what: str = "a count") -> int | None:
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    return parse_count(text, where, what)
+
+
+def parse_share(text: str | float | int | None, where: Where) -> float:
+    """One mixture share: a finite number >= 0; an empty cell means 0."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return 0.0
+    if isinstance(text, bool):
+        raise where.error(f"expected a proportion between 0 and 1, got {text!r}.", "write shares as numbers that sum to 1.")
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise where.error(f"expected a proportion between 0 and 1, got {text!r}.",
+                          "write shares as numbers that sum to 1.") from None
+    if not math.isfinite(value):
+        raise where.error(f"the proportion is {text!r}, not a finite number.", "write shares as numbers that sum to 1.")
+    if value < 0:
+        raise where.error(f"the proportion {value:g} is negative.", "shares must be >= 0 and sum to 1.")
+    return value
+
+
+def parse_metric(text: str | float | int, where: Where) -> float:
+    """One measured value: a finite number (NaN and infinity are rejected)."""
+    if isinstance(text, bool):
+        raise where.error(f"expected a number, got {text!r}.", "write the measured value as a number.")
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise where.error(f"expected a number, got {text!r}.", "write the measured value as a number, "
+                          "or leave the cell empty where it was not measured.") from None
+    if not math.isfinite(value):
+        raise where.error(f"the value is {text!r}, not a finite number.",
+                          "remove the measurement, or leave the cell empty where it was not measured.")
+    return value
+
+
+def normalise_mixture(mixture: dict[str, float], where: Where) -> tuple[dict[str, float], str | None]:
+    """Shares that sum to 1; within 1% they are renormalised (and a note returned), beyond it rejected."""
+    total = math.fsum(mixture.values())
+    if not mixture or total <= 0:
+        raise where.error("the mixture is empty: every share is 0 or missing.", "give each domain its share; they must sum to 1.")
+    if abs(total - 1.0) <= 1e-9:
+        return mixture, None
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise where.error(f"the shares sum to {total:.4g}, not 1 (tolerance {SUM_TOLERANCE:.0%}).",
+                          "fix the shares of this row so they sum to 1.")
+    return {k: v / total for k, v in mixture.items()}, f"shares summed to {total:.4g}, renormalised"
+
+
+def scalar(text: str) -> Any:
+    """A provenance cell as its natural type: int, float or the text itself."""
+    stripped = text.strip()
+    if stripped == "":
+        return None
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    try:
+        value = float(stripped)
+    except ValueError:
+        return stripped
+    return value if math.isfinite(value) else stripped
+
+
+def check_run_name(text: Any, where: Where) -> str:
+    name = "" if text is None else str(text).strip()
+    if not name:
+        raise where.error("the run id is empty.", "give every row a run id.")
+    if len(name) > 200:
+        raise where.error("the run id is longer than 200 characters.", "use shorter run ids.")
+    return name
+
+
+def check_name(text: Any, where: Where, what: str) -> str:
+    name = "" if text is None else str(text).strip()
+    if not name:
+        raise where.error(f"the {what} name is empty.", f"name every {what}.")
+    if len(name) > 200:
+        raise where.error(f"the {what} name is longer than 200 characters.", f"use a shorter {what} name.")
+    return name

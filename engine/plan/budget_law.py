@@ -1,0 +1,125 @@
+"""Budget-aware prediction: a mixing law at the proxy scale, moved to a token budget.
+
+For a mixture ``p`` and budget ``D`` (Muennighoff et al. 2023 effective tokens,
+or the Goyal et al. 2024 halving, see :mod:`engine.plan.repetition`):
+
+    D'_j  = effective tokens of domain j read for p_j * D tokens
+    D'    = sum_j D'_j,          p'_j = D'_j / D'
+    y_t(p, D) = f_t(p') + g_t(D') - g_t(D0)
+
+``f_t`` is the fitted mixing law (proxy scale, tokens ``D0``), ``g_t`` the token
+law of :mod:`engine.plan.token_law`. A domain read for many epochs contributes
+less than its share to ``p'`` (its data has worn out), and the budget is worth
+less than ``D`` fresh tokens; with no repetition ``p' = p`` and ``D' = D``, and
+the model reduces to the mixing law plus a token power law (DESIGN.md 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.laws.base import ObjectiveModel
+from engine.plan.repetition import RepetitionLaw, fit_repetition
+from engine.plan.token_law import TokenLaw, fit_token_law
+from engine.store.dataset import Dataset
+
+
+@dataclass
+class BudgetAwareModel:
+    """An :class:`ObjectiveModel` (proxy scale) plus repetition and token laws.
+
+    unique_tokens: (k,) distinct tokens per domain, NaN where unknown (never repeats).
+    model_params: size of the target model, None to stay at the proxies' size.
+    """
+
+    base: ObjectiveModel
+    unique_tokens: np.ndarray
+    repetition: RepetitionLaw
+    token_law: TokenLaw
+    model_params: float | None = None
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.base.domains)
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.base.targets)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.asarray(self.base.weights, dtype=float)
+
+    @property
+    def smooth(self) -> bool:
+        return bool(self.base.smooth)
+
+    @property
+    def law(self) -> str:
+        return str(self.base.law)
+
+    def effective(self, mixtures: np.ndarray, budget_tokens: float) -> tuple[np.ndarray, np.ndarray]:
+        """Effective mixtures (m, k) and effective tokens (m,) of ``mixtures`` at ``budget_tokens``."""
+        mixtures = np.atleast_2d(np.asarray(mixtures, dtype=float))
+        worth = self.repetition.effective_tokens(mixtures * budget_tokens, self.unique_tokens)
+        total = worth.sum(axis=1)
+        return worth / np.maximum(total, 1e-300)[:, None], total
+
+    def epochs(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
+        """(m, k) epochs each domain is read for; NaN where unique tokens are unknown."""
+        mixtures = np.atleast_2d(np.asarray(mixtures, dtype=float))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return mixtures * budget_tokens / self.unique_tokens[None, :]
+
+    def predict_targets(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
+        p_eff, d_eff = self.effective(mixtures, budget_tokens)
+        return self.base.predict_targets(p_eff) + self.token_law.shift(d_eff, budget_tokens, self.model_params)
+
+    def predict(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
+        return self.predict_targets(mixtures, budget_tokens) @ self.weights
+
+    def predict_targets_replicas(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
+        """(B, m, t) per bootstrap refit of the mixing law (the token and repetition laws held fixed)."""
+        p_eff, d_eff = self.effective(mixtures, budget_tokens)
+        shift = self.token_law.shift(d_eff, budget_tokens, self.model_params)
+        return np.asarray(self.base.predict_targets_replicas(p_eff)) + shift[None, :, :]
+
+    def predict_replicas(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
+        """(B, m) objective per bootstrap refit."""
+        return self.predict_targets_replicas(mixtures, budget_tokens) @ self.weights
+
+    def describe(self) -> dict:
+        return {"repetition": self.repetition.to_dict(), "token_law": self.token_law.to_dict(),
+                "model_params": self.model_params}
+
+
+def build_budget_model(
+    dataset: Dataset,
+    base: ObjectiveModel,
+    *,
+    repetition_form: str = "muennighoff",
+    model_params: float | None = None,
+) -> BudgetAwareModel:
+    """Wrap ``base`` with repetition and token laws fitted on ``dataset`` where it allows, priors otherwise."""
+    columns = [dataset.targets.index(t) for t in base.targets if t in dataset.targets]
+    values = dataset.final[:, columns] if columns else np.zeros((dataset.n_runs, 0))
+    directions = [dataset.directions[dataset.targets.index(t)] if t in dataset.targets else "lower"
+                  for t in base.targets]
+    order = [dataset.domains.index(d) for d in base.domains]
+    mixtures = dataset.mixtures[:, order]
+    unique = dataset.unique_tokens[order]
+    repetition = fit_repetition(mixtures, dataset.tokens, unique, values, form=repetition_form)
+    target_pos = {dataset.targets.index(t): i for i, t in enumerate(base.targets) if t in dataset.targets}
+    keep = np.isin(dataset.curve_target, list(target_pos))
+    curve_target = np.array([target_pos[c] for c in dataset.curve_target[keep]], dtype=int)
+    final = np.full((dataset.n_runs, len(base.targets)), np.nan)
+    for src, dst in target_pos.items():
+        final[:, dst] = dataset.final[:, src]
+    token_law = fit_token_law(
+        directions=directions, mixtures=mixtures, final=final, tokens=dataset.tokens,
+        model_params=dataset.model_params, curve_run=dataset.curve_run[keep], curve_target=curve_target,
+        curve_tokens=dataset.curve_tokens[keep], curve_value=dataset.curve_value[keep],
+    )
+    return BudgetAwareModel(base, unique, repetition, token_law, model_params)

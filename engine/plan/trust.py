@@ -1,0 +1,72 @@
+"""Where a fitted law can be trusted: near the mixtures the runs actually tried.
+
+Distances are total variation, ``0.5 * sum_j |p_j - q_j|`` (the share of the
+mixture that would have to move), so a radius reads as "at most 20% of the
+tokens allocated differently from some observed run".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def tv_distance_to_runs(mixtures: np.ndarray, observed: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """(m,) distance from each mixture to its nearest observed run, and (m,) that run's index."""
+    mixtures = np.atleast_2d(mixtures)
+    dist = np.empty(len(mixtures))
+    nearest = np.empty(len(mixtures), dtype=int)
+    step = max(1, chunk * 64 // max(len(observed), 1))
+    for start in range(0, len(mixtures), step):
+        block = mixtures[start:start + step]
+        d = 0.5 * np.abs(block[:, None, :] - observed[None, :, :]).sum(axis=2)
+        nearest[start:start + step] = d.argmin(axis=1)
+        dist[start:start + step] = d.min(axis=1)
+    return dist, nearest
+
+
+def nearest_neighbour_distances(observed: np.ndarray) -> np.ndarray:
+    """(n,) each run's distance to its nearest other run."""
+    d = 0.5 * np.abs(observed[:, None, :] - observed[None, :, :]).sum(axis=2)
+    np.fill_diagonal(d, np.inf)
+    return d.min(axis=1)
+
+
+@dataclass(frozen=True)
+class TrustRegion:
+    """Mixtures within ``radius`` (TV) of some observed run; ``radius=inf`` turns the region off."""
+
+    observed: np.ndarray
+    radius: float
+    rule: str  # how the radius was chosen, shown on the plan
+
+    @classmethod
+    def auto(cls, observed: np.ndarray, quantile: float = 0.5, scale: float = 1.0) -> "TrustRegion":
+        """Radius = ``scale`` x the ``quantile`` of the runs' nearest-neighbour distances.
+
+        Among the runs themselves that is how far a typical run sits from the next one: a plan
+        no further from some run than runs are from each other is an interpolation, not an
+        extrapolation.
+        """
+        if len(observed) < 2:
+            return cls(observed, float("inf"), "off (fewer than 2 runs)")
+        nn = nearest_neighbour_distances(observed)
+        radius = float(scale * np.quantile(nn, quantile))
+        return cls(observed, radius,
+                   f"TV distance <= {radius:.3f} from some observed run ({scale:g} x the "
+                   f"{quantile:.0%} quantile of the runs' nearest-neighbour distances)")
+
+    @classmethod
+    def off(cls, observed: np.ndarray) -> "TrustRegion":
+        return cls(observed, float("inf"), "off")
+
+    def distance(self, mixtures: np.ndarray) -> np.ndarray:
+        if len(self.observed) == 0:
+            return np.zeros(len(np.atleast_2d(mixtures)))
+        return tv_distance_to_runs(mixtures, self.observed)[0]
+
+    def inside(self, mixtures: np.ndarray) -> np.ndarray:
+        if not np.isfinite(self.radius):
+            return np.ones(len(np.atleast_2d(mixtures)), dtype=bool)
+        return self.distance(mixtures) <= self.radius + 1e-12

@@ -1,0 +1,152 @@
+"""Planning use-cases: make, store and list plans; sweep budgets; suggest the next runs.
+
+The CLI and the Plan page call these; all the numbers come from ``engine.plan``.
+The mixing law comes from :func:`engine.services.fits.load_objective_model`
+(the law chosen by cross-validation, or the one the user names).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from engine.errors import InputError
+from engine.plan.budget_law import BudgetAwareModel, build_budget_model
+from engine.plan.constraints import Constraints
+from engine.plan.optimize import OptimizerSettings
+from engine.plan.plan import Plan, PlanContext, make_plan, with_id
+from engine.plan.suggest import Suggestion, suggest_runs
+from engine.plan.sweep import SWEEP_SETTINGS, BudgetSweep, sweep_budgets
+from engine.store import Plan as PlanRow
+from engine.store import Project, session_scope
+from engine.store.dataset import load_dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlanningInputs:
+    """The budget-aware model and the runs, ready for any number of plans (the page caches this)."""
+
+    model: BudgetAwareModel
+    context: PlanContext
+    objective: str
+    law_fit_ids: list[int]
+
+
+def planning_inputs(
+    project: str,
+    *,
+    objective: str = "mean",
+    law: str | None = None,
+    model_params: float | None = None,
+    repetition_form: str = "muennighoff",
+    url: str | None = None,
+) -> PlanningInputs:
+    """Load the runs and the fitted objective model of ``project`` and wrap it for budgets."""
+    from engine.services.fits import load_objective_model  # the fit area's service
+
+    with session_scope(url) as s:
+        dataset = load_dataset(s, project)
+    if dataset.n_runs == 0:
+        raise InputError(f"project '{project}' has no complete runs.", hint="upload runs first (mixplan ingest).")
+    base = load_objective_model(project, objective=objective, law=law, url=url)
+    model = build_budget_model(dataset, base, repetition_form=repetition_form, model_params=model_params)
+    fit_ids = [int(i) for i in (getattr(base, "law_fit_ids", None) or [])]
+    return PlanningInputs(model, PlanContext.from_dataset(dataset, model), objective, fit_ids)
+
+
+def plan_from_inputs(
+    inputs: PlanningInputs,
+    budget_tokens: float,
+    constraints: Constraints = Constraints(),
+    *,
+    settings: OptimizerSettings = OptimizerSettings(),
+    store: bool = True,
+    url: str | None = None,
+) -> Plan:
+    plan = make_plan(inputs.model, inputs.context, budget_tokens, constraints, objective=inputs.objective,
+                     settings=settings, law_fit_ids=inputs.law_fit_ids)
+    return save_plan(plan, url=url) if store else plan
+
+
+def make_project_plan(
+    project: str,
+    budget_tokens: float,
+    constraints: Constraints = Constraints(),
+    *,
+    objective: str = "mean",
+    law: str | None = None,
+    model_params: float | None = None,
+    repetition_form: str = "muennighoff",
+    settings: OptimizerSettings = OptimizerSettings(),
+    store: bool = True,
+    url: str | None = None,
+) -> Plan:
+    """The recommended mixture of ``project`` for ``budget_tokens``, stored in the ``plan`` table."""
+    inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params,
+                             repetition_form=repetition_form, url=url)
+    return plan_from_inputs(inputs, budget_tokens, constraints, settings=settings, store=store, url=url)
+
+
+def save_plan(plan: Plan, *, url: str | None = None) -> Plan:
+    with session_scope(url) as s:
+        project = s.scalar(select(Project).where(Project.name == plan.project))
+        if project is None:
+            raise InputError(f"no project named '{plan.project}'.", hint="list projects with `mixplan projects`.")
+        row = PlanRow(project_id=project.id, law_fit_ids=plan.law_fit_ids, objective=plan.objective,
+                      budget_tokens=plan.budget_tokens, model_params=plan.model_params,
+                      constraints=plan.constraints, mixture=plan.recommended.mixture, result=plan.to_dict())
+        s.add(row)
+        s.flush()
+        plan_id = row.id
+    return with_id(plan, plan_id)
+
+
+def list_plans(project: str, *, url: str | None = None) -> list[Plan]:
+    """Stored plans of ``project``, newest first."""
+    with session_scope(url) as s:
+        p = s.scalar(select(Project).where(Project.name == project))
+        if p is None:
+            raise InputError(f"no project named '{project}'.", hint="list projects with `mixplan projects`.")
+        rows = s.scalars(select(PlanRow).where(PlanRow.project_id == p.id).order_by(PlanRow.id.desc())).all()
+        return [with_id(Plan.from_dict(r.result), r.id) for r in rows]
+
+
+def sweep_project(
+    project: str,
+    budgets: list[float],
+    constraints: Constraints = Constraints(),
+    *,
+    objective: str = "mean",
+    law: str | None = None,
+    model_params: float | None = None,
+    repetition_form: str = "muennighoff",
+    settings: OptimizerSettings = SWEEP_SETTINGS,
+    url: str | None = None,
+) -> BudgetSweep:
+    inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params,
+                             repetition_form=repetition_form, url=url)
+    return sweep_budgets(inputs.model, inputs.context, budgets, constraints, objective=objective, settings=settings)
+
+
+def suggest_for_project(
+    project: str,
+    budget_tokens: float,
+    n: int,
+    constraints: Constraints = Constraints(),
+    *,
+    objective: str = "mean",
+    law: str | None = None,
+    model_params: float | None = None,
+    seed: int = 0,
+    url: str | None = None,
+) -> tuple[Plan, Suggestion]:
+    """The plan (not stored) and ``n`` proxy mixtures that would most narrow its interval."""
+    if n < 1 or n > 1000:
+        raise InputError(f"--n {n}: ask for between 1 and 1000 suggested runs.", hint="e.g. --n 8")
+    inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params, url=url)
+    plan = plan_from_inputs(inputs, budget_tokens, constraints, store=False, url=url)
+    return plan, suggest_runs(inputs.model, plan, n, seed=seed)

@@ -1,0 +1,111 @@
+"""Job rows: state, progress and heartbeat of proxy trainings, so a dead worker is visibly failed.
+
+A training process beats (updates ``heartbeat_at`` and ``progress``) every few
+seconds. :func:`mark_stale_jobs` fails every running job whose process is gone
+(same host, pid no longer alive) or whose last beat is older than a threshold,
+and fails its run too; the run can then be resumed from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from engine.store import Job, Project, Run, session_scope
+from engine.store.models import utcnow
+
+STALE_AFTER_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: int
+    project: str
+    run: str | None
+    kind: str
+    state: str
+    progress: float
+    pid: int | None
+    heartbeat_at: datetime | None
+    error: str | None
+    created_at: datetime
+
+
+def start_job(session, project_id: int, run_id: int | None, kind: str, config: dict) -> Job:
+    job = Job(
+        project_id=project_id, run_id=run_id, kind=kind, state="running", progress=0.0,
+        config={**config, "host": socket.gethostname()}, pid=os.getpid(), heartbeat_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def beat(session, job_id: int, progress: float) -> None:
+    job = session.get(Job, job_id)
+    job.heartbeat_at = utcnow()
+    job.progress = float(progress)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were written in UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_stale_jobs(url: str | None = None, stale_after_seconds: float = STALE_AFTER_SECONDS) -> list[int]:
+    """Fail running jobs whose process died or whose heartbeat is too old; returns their ids."""
+    host = socket.gethostname()
+    deadline = utcnow() - timedelta(seconds=stale_after_seconds)
+    failed = []
+    with session_scope(url) as s:
+        for job in s.scalars(select(Job).where(Job.state == "running")):
+            beat_at = aware(job.heartbeat_at)
+            dead = job.pid is not None and (job.config or {}).get("host") == host and not process_alive(job.pid)
+            silent = beat_at is None or beat_at < deadline
+            if not (dead or silent):
+                continue
+            why = "its process is gone" if dead else f"no heartbeat since {beat_at:%Y-%m-%d %H:%M:%S} UTC"
+            job.state = "failed"
+            job.error = f"the training stopped unexpectedly ({why}); resume it with --resume."
+            if job.run_id is not None:
+                run = s.get(Run, job.run_id)
+                if run is not None and run.status == "running":
+                    run.status = "failed"
+            failed.append(job.id)
+    return failed
+
+
+def list_jobs(project: str | None = None, url: str | None = None, limit: int = 200) -> list[JobView]:
+    """Most recent jobs first (after failing the stale ones, so the list never lies)."""
+    mark_stale_jobs(url)
+    with session_scope(url) as s:
+        query = (
+            select(Job, Project.name, Run.name)
+            .join(Project, Project.id == Job.project_id)
+            .outerjoin(Run, Run.id == Job.run_id)
+            .order_by(Job.id.desc())
+            .limit(limit)
+        )
+        if project is not None:
+            query = query.where(Project.name == project)
+        return [
+            JobView(job.id, project_name, run_name, job.kind, job.state, job.progress, job.pid,
+                    aware(job.heartbeat_at), job.error, aware(job.created_at))
+            for job, project_name, run_name in s.execute(query)
+        ]

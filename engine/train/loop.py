@@ -1,0 +1,429 @@
+"""The proxy training loop: mixture sampling, AdamW with warmup + cosine, evaluation, checkpoints.
+
+One run = one :class:`TrainSpec`. Every optimiser step draws ``batch_size``
+sequences; each sequence's domain is drawn from the step's mixture (static
+``p``, uniform for ``stratified``, or Aioli's current proportions), its offset
+uniformly inside that domain's training tokens. At ``evals`` evenly spaced
+points the per-domain validation loss (nats/token on fixed held-out windows) is
+written to the store, then a checkpoint is saved (model, optimiser, every RNG,
+the sampler and the mixing policy), so ``resume`` continues bit-for-bit where
+the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from engine.config import Settings
+from engine.errors import InputError, TrainError
+from engine.train import records
+from engine.train.aioli import AioliOptions, AioliPolicy
+from engine.train.data import PreparedData, open_tokens, read_prepared
+from engine.train.model import GPT, config_for
+
+log = logging.getLogger(__name__)
+
+METHODS = ("static", "stratified", "aioli")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything that defines one proxy run (JSON-able; stored on the run's provenance).
+
+    mixture: {domain: share} for ``static``; ignored (uniform start) for ``stratified``/``aioli``.
+    tokens: training budget in tokens (steps = ceil(tokens / (batch_size * seq_len))).
+    evals: number of evenly spaced evaluations (10 = every 10% of the run).
+    eval_sequences: held-out windows of seq_len tokens per domain at each evaluation.
+    device: 'auto' (CUDA with bf16 autocast when present, else CPU), 'cpu' or 'cuda'.
+    compile: wrap the model in torch.compile (CUDA mostly; slow to start on CPU).
+    threads: torch intra-op threads (None = torch's default).
+    """
+
+    project: str
+    data_dir: str
+    name: str
+    tokens: int
+    mixture: dict[str, float] = field(default_factory=dict)
+    method: str = "static"
+    model: str = "tiny"
+    seq_len: int = 128
+    batch_size: int = 8
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_fraction: float = 0.05
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    evals: int = 10
+    eval_sequences: int = 16
+    aioli: AioliOptions = field(default_factory=AioliOptions)
+    device: str = "auto"
+    compile: bool = False
+    threads: int | None = None
+    heartbeat_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(f"unknown method '{self.method}'.", hint=f"use one of: {', '.join(METHODS)}.")
+        if self.tokens < self.batch_size * self.seq_len:
+            raise InputError(
+                f"--tokens {self.tokens} is less than one batch ({self.batch_size} x {self.seq_len} tokens).",
+                hint="raise --tokens, e.g. --tokens 1M.",
+            )
+        if self.evals < 1 or self.eval_sequences < 1:
+            raise InputError("--evals and the evaluation windows must be at least 1.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"unknown device '{self.device}'.", hint="use auto, cpu or cuda.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "TrainSpec":
+        return cls(**{**doc, "aioli": AioliOptions(**doc.get("aioli", {}))})
+
+    def fingerprint(self) -> str:
+        """What makes two specs the same run (not where or how fast it runs)."""
+        keep = {k: v for k, v in self.to_dict().items()
+                if k not in ("device", "compile", "threads", "heartbeat_seconds", "data_dir")}
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: int | None
+    status: str  # complete | skipped (already complete)
+    final_losses: dict[str, float]
+    steps: int
+    tokens: int
+    seconds: float
+    mixture: dict[str, float]
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda was asked for but no CUDA device is visible. Fix: use --device auto.")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def lr_at(step: int, total_steps: int, spec: TrainSpec) -> float:
+    """Linear warmup then cosine decay to ``min_lr_ratio * lr`` (as in nanoGPT / Chinchilla)."""
+    warmup = max(1, int(spec.warmup_fraction * total_steps))
+    if step < warmup:
+        return spec.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    floor = spec.lr * spec.min_lr_ratio
+    return floor + 0.5 * (spec.lr - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def eval_points(total_steps: int, evals: int) -> list[int]:
+    """Steps after which to evaluate: every 1/evals of the run, always including the last."""
+    return sorted({max(1, round(total_steps * i / evals)) for i in range(1, evals + 1)})
+
+
+class MixtureSampler:
+    """Draws (input, target) batches from the domains' training tokens by a mixture."""
+
+    def __init__(self, train: list[np.ndarray], seq_len: int, batch_size: int, seed: int) -> None:
+        self.train = train
+        self.seq_len = seq_len
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng([seed, 0x5A3])
+
+    def batch(self, mixture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        domains = self.rng.choice(len(self.train), size=self.batch_size, p=mixture)
+        window = self.seq_len + 1
+        rows = np.empty((self.batch_size, window), dtype=np.int64)
+        for row, d in enumerate(domains):
+            start = self.rng.integers(0, len(self.train[d]) - window + 1)
+            rows[row] = self.train[d][start:start + window]
+        return rows[:, :-1], rows[:, 1:]
+
+
+class Evaluator:
+    """Mean next-token loss on fixed, evenly spaced held-out windows of every domain."""
+
+    def __init__(self, val: dict[str, np.ndarray], seq_len: int, n_sequences: int, device: torch.device,
+                 autocast: Callable) -> None:
+        self.device = device
+        self.autocast = autocast
+        self.windows: dict[str, torch.Tensor] = {}
+        for name, tokens in val.items():
+            n = min(n_sequences, len(tokens) // (seq_len + 1))
+            starts = np.linspace(0, len(tokens) - seq_len - 1, n).astype(np.int64)
+            rows = np.stack([np.asarray(tokens[s:s + seq_len + 1], dtype=np.int64) for s in starts])
+            self.windows[name] = torch.from_numpy(rows).to(device)
+
+    @torch.no_grad()
+    def __call__(self, model: GPT) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        losses = {}
+        for name, rows in self.windows.items():
+            with self.autocast():
+                losses[name] = float(model.loss(rows[:, :-1], rows[:, 1:]))
+        model.train(was_training)
+        return losses
+
+
+def _check_data(prepared: PreparedData, spec: TrainSpec) -> list[str]:
+    domains = sorted(prepared.domains)
+    unknown = sorted(set(spec.mixture) - set(domains))
+    if unknown:
+        raise InputError(
+            f"the mixture names domain(s) {', '.join(unknown)} that {prepared.root} does not hold.",
+            hint=f"use the prepared domains: {', '.join(domains)}.",
+        )
+    for name, d in prepared.domains.items():
+        if d.train_tokens < spec.seq_len + 1 or d.val_tokens < spec.seq_len + 1:
+            raise InputError(
+                f"domain '{name}' holds {d.train_tokens} training / {d.val_tokens} validation tokens, "
+                f"fewer than one window of seq_len+1 = {spec.seq_len + 1}.",
+                hint="lower --seq-len or add text to the domain.",
+            )
+    return domains
+
+
+def mixture_vector(spec: TrainSpec, domains: list[str]) -> np.ndarray:
+    if spec.method != "static":
+        return np.full(len(domains), 1.0 / len(domains))
+    shares = np.array([float(spec.mixture.get(d, 0.0)) for d in domains])
+    if not spec.mixture or (shares < 0).any() or not np.isfinite(shares).all() or shares.sum() <= 0:
+        raise InputError(
+            "a static run needs a mixture of non-negative shares with a positive sum.",
+            hint="pass e.g. --mixture code=0.5,prose=0.3,legal=0.2.",
+        )
+    if abs(shares.sum() - 1.0) > 1e-6:
+        log.info("mixture shares sum to %.6f; renormalised", shares.sum())
+    return shares / shares.sum()
+
+
+def checkpoint_path(spec: TrainSpec) -> Path:
+    safe = lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_", s)  # noqa: E731
+    return Settings.from_env().home / "checkpoints" / safe(spec.project) / f"{safe(spec.name)}.pt"
+
+
+def _rng_states(sampler: MixtureSampler, policy: AioliPolicy | None) -> dict:
+    np_state = np.random.get_state(legacy=False)
+    np_state["state"] = {k: int(v) if np.isscalar(v) else np.asarray(v).tolist() for k, v in np_state["state"].items()}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": json.dumps(np_state),
+        "python": random.getstate(),
+        "sampler": json.dumps(sampler.rng.bit_generator.state),
+        "policy": json.dumps(policy.state_dict()) if policy is not None else None,
+    }
+
+
+def _set_rng_states(states: dict, sampler: MixtureSampler, policy: AioliPolicy | None) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    np_state = json.loads(states["numpy"])
+    np.random.set_state(np_state)
+    random.setstate(states["python"])
+    sampler.rng.bit_generator.state = json.loads(states["sampler"])
+    if policy is not None:
+        policy.load_state_dict(json.loads(states["policy"]))
+
+
+class Trainer:
+    """One run's model, optimiser, sampler and mixing policy; ``run()`` trains it to the end."""
+
+    def __init__(self, spec: TrainSpec, prepared: PreparedData | None = None) -> None:
+        self.spec = spec
+        self.prepared = prepared or read_prepared(spec.data_dir)
+        self.domains = _check_data(self.prepared, spec)
+        self.device = resolve_device(spec.device)
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        torch.manual_seed(spec.seed)
+        random.seed(spec.seed)
+        np.random.seed(spec.seed)
+        self.tokens_per_step = spec.batch_size * spec.seq_len
+        self.total_steps = math.ceil(spec.tokens / self.tokens_per_step)
+        self.mixture = mixture_vector(spec, self.domains)
+        self.raw_model = GPT(config_for(spec.model, self.prepared.vocab_size, spec.seq_len)).to(self.device)
+        self.model = torch.compile(self.raw_model) if spec.compile else self.raw_model
+        decay = [p for n, p in self.raw_model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.raw_model.named_parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=spec.lr, betas=(0.9, 0.95), fused=self.device.type == "cuda",
+        )
+        train = [open_tokens(self.prepared, d, "train") for d in self.domains]
+        val = {d: open_tokens(self.prepared, d, "val") for d in self.domains}
+        self.sampler = MixtureSampler(train, spec.seq_len, spec.batch_size, spec.seed)
+        self.evaluator = Evaluator(val, spec.seq_len, spec.eval_sequences, self.device, self.autocast)
+        self.policy = (
+            AioliPolicy(self.domains, self.total_steps, spec.aioli, spec.seed) if spec.method == "aioli" else None
+        )
+        self.step = 0
+        self.mixture_tokens = np.zeros(len(self.domains))  # share-weighted tokens, for the run's mean mixture
+
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def evaluate(self) -> dict[str, float]:
+        return self.evaluator(self.raw_model)
+
+    def _eval_vector(self) -> np.ndarray:
+        losses = self.evaluate()
+        return np.array([losses[d] for d in self.domains])
+
+    def mixture_for_step(self) -> np.ndarray:
+        if self.policy is None:
+            return self.mixture
+        return self.policy.mixture_for_step(self.step, self._eval_vector, self.step * self.tokens_per_step)
+
+    def train_step(self, mixture: np.ndarray) -> torch.Tensor:
+        x, y = self.sampler.batch(mixture)
+        x = torch.from_numpy(x).to(self.device, non_blocking=True)
+        y = torch.from_numpy(y).to(self.device, non_blocking=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.total_steps, self.spec)
+        with self.autocast():
+            loss = self.model.loss(x, y) if not self.spec.compile else self._compiled_loss(x, y)
+        loss.backward()
+        if self.spec.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.spec.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.mixture_tokens += mixture * self.tokens_per_step
+        self.step += 1
+        return loss.detach()
+
+    def _compiled_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))
+
+    def state_dict(self) -> dict:
+        return {
+            "spec_hash": self.spec.fingerprint(),
+            "step": self.step,
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "mixture_tokens": self.mixture_tokens.tolist(),
+            "rng": _rng_states(self.sampler, self.policy),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["spec_hash"] != self.spec.fingerprint():
+            raise TrainError("the checkpoint belongs to a run with other settings; delete it to start over.")
+        self.step = int(state["step"])
+        self.raw_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.mixture_tokens = np.asarray(state["mixture_tokens"], dtype=float)
+        _set_rng_states(state["rng"], self.sampler, self.policy)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)  # a crash mid-save leaves the previous checkpoint intact
+
+    def load(self, path: Path) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+    def mean_mixture(self) -> dict[str, float]:
+        total = self.mixture_tokens.sum()
+        shares = self.mixture_tokens / total if total > 0 else self.mixture
+        return dict(zip(self.domains, map(float, shares)))
+
+
+def _run_fields(trainer: Trainer) -> dict:
+    spec = trainer.spec
+    return {
+        "mixture": dict(zip(trainer.domains, map(float, trainer.mixture))),
+        "model_params": trainer.raw_model.num_params(),
+        "tokens": trainer.total_steps * trainer.tokens_per_step,
+        "seed": spec.seed,
+        "seq_len": spec.seq_len,
+        "tokenizer": trainer.prepared.tokenizer,
+        "framework": "mixplan",
+        "method": spec.method,
+        "provenance": {
+            "spec_hash": spec.fingerprint(),
+            "model_size": spec.model,
+            "batch_size": spec.batch_size,
+            "lr": spec.lr,
+            "data_dir": str(trainer.prepared.root),
+            "device": trainer.device.type,
+            **({"aioli": spec.aioli.to_dict()} if spec.method == "aioli" else {}),
+        },
+    }
+
+
+def train(spec: TrainSpec, *, url: str | None = None, resume: bool = False,
+          on_checkpoint: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Train one run, writing its measurements into the store; ``resume`` continues a stopped run.
+
+    ``on_checkpoint(step, total_steps)`` is called after every saved checkpoint
+    (the CLI's progress bar; tests use it to stop a run midway).
+    """
+    started = time.perf_counter()
+    trainer = Trainer(spec)
+    records.ensure_domains_and_targets(spec.project, trainer.prepared.unique_tokens, str(trainer.prepared.root), url)
+    handle = records.begin_run(spec.project, spec.name, _run_fields(trainer), {"spec": spec.to_dict()}, resume, url)
+    if handle is None:
+        log.info("run %s is already complete; nothing to do", spec.name)
+        return TrainResult(None, "skipped", {}, 0, 0, 0.0, {})
+    path = checkpoint_path(spec)
+    if handle.resumed and path.exists():
+        trainer.load(path)
+        log.info("resumed %s at step %d of %d", spec.name, trainer.step, trainer.total_steps)
+    try:
+        losses = _train_loop(trainer, handle, path, url, on_checkpoint)
+    except BaseException as exc:
+        records.fail_run(handle, f"{type(exc).__name__}: {exc}", url)
+        raise
+    updates = {"schedule": trainer.policy.schedule if trainer.policy else None}
+    if trainer.policy is not None:
+        updates["mixture"] = trainer.mean_mixture()
+        updates["provenance"] = {**_run_fields(trainer)["provenance"], "aioli_matrices": trainer.policy.matrices,
+                                 "final_mixture": dict(zip(trainer.domains, map(float, trainer.policy.weights)))}
+    records.finish_run(handle, updates, url)
+    path.unlink(missing_ok=True)
+    return TrainResult(handle.run_id, "complete", losses, trainer.step, trainer.step * trainer.tokens_per_step,
+                       time.perf_counter() - started, trainer.mean_mixture())
+
+
+def _train_loop(trainer: Trainer, handle: records.RunHandle, path: Path, url: str | None,
+                on_checkpoint: Callable[[int, int], None] | None) -> dict[str, float]:
+    spec, total = trainer.spec, trainer.total_steps
+    points = set(eval_points(total, spec.evals))
+    last_beat = time.monotonic()
+    losses: dict[str, float] = {}
+    trainer.raw_model.train()
+    while trainer.step < total:
+        trainer.train_step(trainer.mixture_for_step())
+        if trainer.step in points:
+            losses = trainer.evaluate()
+            records.write_measurements(handle, trainer.step * trainer.tokens_per_step, losses,
+                                       trainer.step / total, url)
+            trainer.save(path)  # after the rows are committed: see engine.train.records
+            last_beat = time.monotonic()
+            if on_checkpoint is not None:
+                on_checkpoint(trainer.step, total)
+        elif time.monotonic() - last_beat > spec.heartbeat_seconds:
+            records.heartbeat(handle, trainer.step / total, url)
+            last_beat = time.monotonic()
+    return losses

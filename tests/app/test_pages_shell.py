@@ -1,0 +1,155 @@
+"""Streamlit AppTest of the Projects, Upload and Runs pages: what a user sees.
+
+The app runs against the test's own SQLite file (MIXPLAN_HOME points at a tmp
+folder), so the first run is a first start: it loads the demo project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.services.ingest import ingest_files
+from engine.services.projects import create_project, list_projects
+
+ENTRY = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
+TIMEOUT_SECONDS = 120  # the first run migrates the database and loads the demo
+
+
+def start(page: str | None = None, project: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT_SECONDS).run()
+    assert not at.exception, at.exception
+    if project is not None:
+        at.session_state["project"] = project
+    if page is not None:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def counts() -> list[tuple[str, int, int, int]]:
+    return [(p.name, p.runs, p.domains, p.targets) for p in list_projects()]
+
+
+def regmix_files(regmix_dir: Path) -> list[tuple[str, bytes, str]]:
+    return [(name, (regmix_dir / name).read_bytes(), "text/csv")
+            for name in ("train_mixture_1m.csv", "train_pile_loss_1m.csv")]
+
+
+def test_first_start_shows_the_demo_project_with_its_runs():
+    at = start()
+    (demo,) = list_projects()
+    assert demo.name == "demo" and demo.is_demo and demo.runs > 0
+    assert at.title[0].value == "Projects"
+    assert at.selectbox(key="project_select").value == "demo"
+    assert metric(at, "Runs") == str(demo.runs)
+    assert any(demo.description in info.value for info in at.info)
+    table = at.dataframe[0].value
+    assert list(table["project"]) == ["demo"] and list(table["runs"]) == [demo.runs]
+
+
+def test_create_select_and_delete_a_project():
+    at = start()
+    at.text_input(key="new_project_name").set_value("pile-1m")
+    at.text_area(key="new_project_description").set_value("RegMix 1M proxies")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    assert "Created project 'pile-1m'" in at.success[0].value
+    assert at.selectbox(key="project_select").value == "pile-1m"
+    assert [name for name, *_ in counts()] == ["demo", "pile-1m"]
+
+    at.text_input(key="new_project_name").set_value("pile-1m")
+    at.button[0].click().run()
+    assert "already exists" in at.error[0].value
+    assert len(counts()) == 2
+
+    at.selectbox(key="delete_choice").set_value("pile-1m").run()
+    assert at.button(key="delete_button").disabled  # not confirmed yet
+    at.text_input(key="delete_confirm").set_value("pile-1m").run()
+    at.button(key="delete_button").click().run()
+    assert not at.exception
+    assert "Deleted project 'pile-1m'" in at.success[0].value
+    assert [name for name, *_ in counts()] == ["demo"]
+    assert at.selectbox(key="project_select").value == "demo"
+
+
+def test_upload_the_regmix_pair_through_the_page_then_see_512_runs(regmix_dir):
+    create_project("regmix")
+    at = start("pages/upload.py", project="regmix")
+    assert "regmix" in at.caption[0].value
+    at.file_uploader[0].set_value(regmix_files(regmix_dir))
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.success[0].value.startswith("Imported: ") and "'regmix'" in at.success[0].value
+    assert metric(at, "Runs added") == "512"
+    assert metric(at, "Domains") == "17" and metric(at, "Targets") == "13"
+    assert ("regmix", 512, 17, 13) in counts()
+
+    at.button[0].click().run()  # the same files again add nothing, and the page says so
+    assert "already imported into 'regmix'" in at.info[0].value
+    assert metric(at, "Runs added") == "0"
+
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, at.exception
+    assert metric(at, "Runs") == "512"
+    table = at.dataframe[-1].value
+    assert len(table) == 512
+    assert {"run", "pile_cc", "github", "arxiv", "source file"} <= set(table.columns)
+
+
+def test_a_bad_upload_names_line_and_column_and_changes_nothing():
+    create_project("broken")
+    before = counts()
+    at = start("pages/upload.py", project="broken")
+    bad = b"run_id,tokens,mix:web,mix:code,loss:val\nr1,1000,0.5,0.5,3.1\nr2,1000,0.5,abc,3.0\n"
+    at.file_uploader[0].set_value(("bad.csv", bad, "text/csv"))
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    (error,) = at.error
+    assert "Rejected, nothing was imported" in error.value
+    assert "bad.csv" in error.value and "line 3" in error.value and "mix:code" in error.value
+    assert not at.success
+    assert counts() == before
+
+
+def test_runs_page_of_the_demo_draws_mixtures_and_learning_curves():
+    at = start("pages/runs.py")
+    (demo,) = list_projects()
+    assert metric(at, "Runs") == str(demo.runs)
+    assert int(metric(at, "Runs with learning curves")) > 0
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert len(charts) == 2  # mixtures and learning curves
+    targets = at.selectbox(key="runs_target").options
+    at.selectbox(key="runs_target").set_value(targets[-1]).run()
+    assert not at.exception
+    assert targets[-1] in at.dataframe[-1].value.columns
+
+
+@pytest.mark.parametrize("page", ["pages/upload.py", "pages/runs.py"])
+def test_pages_without_a_project_say_what_to_do(page):
+    at = start(project=None)
+    at.session_state["project"] = None
+    at.switch_page(page).run()
+    assert not at.exception
+    assert "No project selected" in at.info[0].value
+    assert not at.file_uploader and not at.dataframe
+
+
+def test_runs_page_of_an_empty_project_points_to_upload():
+    create_project("empty")
+    at = start("pages/runs.py", project="empty")
+    assert "has no runs yet" in at.info[0].value
+
+
+def test_runs_service_and_page_agree_after_a_service_import(regmix_dir):
+    ingest_files("svc", [regmix_dir / "train_mixture_1m.csv", regmix_dir / "train_pile_loss_1m.csv"])
+    at = start("pages/runs.py", project="svc")
+    assert len(at.dataframe[-1].value) == 512
+    assert "512 runs" in [h.value for h in at.subheader]
