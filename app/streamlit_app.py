@@ -13,7 +13,8 @@ if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` from a sou
 
 from app.ui.state import ensure_ready  # noqa: E402
 
-st.set_page_config(page_title="mixplan", page_icon=":material/blender:", layout="wide")
+# A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google's servers.
+st.set_page_config(page_title="mixplan", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide")
 ensure_ready()
 
 PAGES = Path(__file__).parent / "pages"

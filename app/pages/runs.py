@@ -8,17 +8,22 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.ui.cache import cached_curves, cached_runs
+from app.ui.cache import cached_curves, cached_runs, cached_targets
 from app.ui.charts import curves_chart, mixture_chart, mixture_frame
 from app.ui.state import require_project
 
 PROVENANCE_FIELDS = ["tokens", "model_params", "seed", "seq_len", "tokenizer", "framework", "method", "status"]
 
 
+def final_column(target: str) -> str:
+    """Column of a target's final value; named apart from the share columns (RegMix has a domain and a target 'arxiv')."""
+    return f"{target} (final)"
+
+
 def runs_table(runs, domains: list[str], target: str) -> tuple[pd.DataFrame, list[str]]:
     """One row per run: final value of ``target``, shares, provenance; columns nobody recorded are dropped."""
     table = pd.DataFrame({"run": [r.name for r in runs],
-                          target: [r.final.get(target, np.nan) for r in runs]})
+                          final_column(target): [r.final.get(target, np.nan) for r in runs]})
     for domain in domains:
         table[domain] = [r.mixture.get(domain, 0.0) for r in runs]
     for field in PROVENANCE_FIELDS:
@@ -29,7 +34,7 @@ def runs_table(runs, domains: list[str], target: str) -> tuple[pd.DataFrame, lis
     for key in extra_keys:
         column = key if key not in table.columns else f"provenance.{key}"
         table[column] = [_cell(r.provenance.get(key)) for r in runs]
-    empty = [c for c in table.columns if c not in ("run", target) and table[c].isna().all()]
+    empty = [c for c in table.columns if c not in ("run", final_column(target)) and table[c].isna().all()]
     return table.drop(columns=empty), empty
 
 
@@ -70,6 +75,7 @@ if not runs:
 
 domains = list(dict.fromkeys(d for r in runs for d in r.mixture))
 targets = sorted({t for r in runs for t in r.final})
+directions = {t.name: t.direction for t in cached_targets(project)}
 curves = cached_curves(project)
 curve_frame = pd.DataFrame({"run": curves.run, "target": curves.target,
                             "tokens_seen": curves.tokens_seen, "value": curves.value})
@@ -97,7 +103,8 @@ if len(setups) > 1:
 
 table, unrecorded = runs_table(runs, domains, target) if target else runs_table(runs, domains, "final")
 if target:
-    table = table.sort_values(target, na_position="last", kind="stable")
+    lower_is_better = directions.get(target, "lower") == "lower"
+    table = table.sort_values(final_column(target), ascending=lower_is_better, na_position="last", kind="stable")
 st.subheader(f"{len(runs)} runs")
 st.dataframe(
     table,

@@ -10,6 +10,7 @@ from app.ui.state import require_project
 from engine.errors import MixplanError
 from engine.services.ingest import IngestReport, ingest_uploads
 
+NOTES_SHOWN = 5  # a file with hundreds of renormalised rows gets one box, not hundreds
 ACCEPTED_SUFFIXES = ["csv", "tsv", "jsonl", "json", "yaml", "yml"]
 FORMATS_HELP = """
 - **RegMix pair** — a mixture CSV and a loss CSV joined by a run-id column (e.g. `train_mixture_1m.csv` + `train_pile_loss_1m.csv`). Upload both together.
@@ -34,8 +35,14 @@ def show_report(report: IngestReport) -> None:
     cols[2].metric("Measurements added", report.measurements_added)
     cols[3].metric("Domains", report.domains)
     cols[4].metric("Targets", report.targets)
-    for note in report.notes:
-        st.warning(note, icon=":material/warning:")
+    if report.notes:
+        shown = report.notes[:NOTES_SHOWN]
+        more = f"\n\n...and {len(report.notes) - len(shown)} more (listed below)." if len(report.notes) > len(shown) else ""
+        st.warning(f"{len(report.notes)} note(s) on this import:\n\n" + "\n".join(f"- {n}" for n in shown) + more,
+                   icon=":material/warning:")
+        if more:
+            with st.expander(f"All {len(report.notes)} notes"):
+                st.text("\n".join(report.notes))
 
 
 project = require_project()

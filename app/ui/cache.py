@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.config import Settings
-from engine.services.runs import CurveTable, RunSummary, learning_curves, list_runs
+from engine.services.runs import CurveTable, RunSummary, TargetInfo, learning_curves, list_runs, list_targets
 
 TTL_SECONDS = 30
 
@@ -30,6 +30,15 @@ def _curves(project: str, url: str) -> CurveTable:
     return learning_curves(project, url=url)
 
 
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def _targets(project: str, url: str) -> list[TargetInfo]:
+    return list_targets(project, url=url)
+
+
+def cached_targets(project: str) -> list[TargetInfo]:
+    return _targets(project, database_url())
+
+
 def cached_runs(project: str) -> list[RunSummary]:
     return _runs(project, database_url())
 
@@ -42,3 +51,4 @@ def forget_cached_data() -> None:
     """After an import, a delete or an edit: every page reads the store again."""
     _runs.clear()
     _curves.clear()
+    _targets.clear()

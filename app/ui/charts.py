@@ -40,7 +40,7 @@ def mixture_chart(frame: pd.DataFrame, *, sort_label: str) -> alt.Chart:
     frame = frame.assign(domain_rank=frame["domain"].map({d: i for i, d in enumerate(order)}))
     return (
         alt.Chart(frame)
-        .mark_bar(**({"size": 2} if many else {}))
+        .mark_bar()
         .encode(
             x=alt.X("run:N", sort=alt.SortField("position"), title=f"runs ({sort_label})",
                     axis=alt.Axis(labels=not many, ticks=not many)),

@@ -39,6 +39,7 @@ from engine.ingest.validate import (
 )
 
 ROWS_PER_CHUNK = 5000
+INF = float("inf")
 
 
 def csv_rows(source: SourceFile) -> Iterator[tuple[int, list[str]]]:
@@ -209,18 +210,32 @@ class TidyCsvReader:
         name = check_run_name(row[layout.run_id], Where(display, line, header[layout.run_id]))
         mixture = {}
         for pos, domain in layout.mixture:
-            mixture[domain] = parse_share(row[pos], Where(display, line, header[pos]))
+            # Fast path for the common case; anything unusual goes through the checking parser for its message.
+            try:
+                share = float(row[pos])
+            except ValueError:
+                share = parse_share(row[pos], Where(display, line, header[pos]))
+            if not 0.0 <= share < INF:
+                share = parse_share(row[pos], Where(display, line, header[pos]))
+            mixture[domain] = share
         mixture, note = normalise_mixture(mixture, Where(display, line, header[layout.mixture[0][0]]))
         if note:
             self.notes.add(f"{display} line {line}: {note}", "renormalised")
         tokens_seen = None
         if layout.tokens is not None:
-            tokens_seen = parse_optional_count(row[layout.tokens], Where(display, line, header[layout.tokens]), "a token count")
+            tokens_seen = self._count(row, layout.tokens, line, "a token count")
         measurements = []
         for pos, target in layout.metrics:
             cell = row[pos]
-            if cell.strip():
-                measurements.append((target, tokens_seen, parse_metric(cell, Where(display, line, header[pos]))))
+            try:
+                value = float(cell)
+            except ValueError:
+                if not cell.strip():
+                    continue
+                value = parse_metric(cell, Where(display, line, header[pos]))
+            if not -INF < value < INF:
+                value = parse_metric(cell, Where(display, line, header[pos]))
+            measurements.append((target, tokens_seen, value))
         fields = {name: row[pos] for name, pos in layout.run_fields.items()}
         return ParsedRun(
             name=name, mixture=mixture, source=self.source, line=line, measurements=measurements,
@@ -237,7 +252,10 @@ class TidyCsvReader:
     def _count(self, row: list[str], pos: int | None, line: int, what: str) -> int | None:
         if pos is None:
             return None
-        return parse_optional_count(row[pos], Where(self.source.display, line, self.header[pos]), what)
+        cell = row[pos]
+        if cell.isdigit():
+            return int(cell)
+        return parse_optional_count(cell, Where(self.source.display, line, self.header[pos]), what)
 
 
 JSONL_RUN_KEYS = {"mixture", "measurements", "model_params", "tokens", "seed", "seq_len", "tokenizer", "framework", "method"}

@@ -113,11 +113,15 @@ class BatchWriter:
 
     def write_chunk(self, chunk: list[ParsedRun], direction: Callable[[str], str]) -> None:
         merged = self._merge(chunk)
-        self.ensure_domains(d for m in merged.values() for d in m.first.mixture)
-        self.ensure_targets((t for m in merged.values() for (t, _) in m.measurements), direction)
+        domains: dict[str, None] = {}
+        targets: dict[str, None] = {}
         for m in merged.values():
-            self.counts.domains.update(dict.fromkeys(m.first.mixture))
-            self.counts.targets.update(dict.fromkeys(t for t, _ in m.measurements))
+            domains.update(dict.fromkeys(m.first.mixture))
+            targets.update(dict.fromkeys(t for t, _ in m.measurements))
+        self.ensure_domains(domains)
+        self.ensure_targets(targets, direction)
+        self.counts.domains.update(domains)
+        self.counts.targets.update(targets)
         existing = self._existing_runs(list(merged))
         new_names = [name for name in merged if name not in existing]
         run_ids = {name: row[0] for name, row in existing.items()}
@@ -140,7 +144,7 @@ class BatchWriter:
             m = merged.get(run.name)
             if m is None:
                 m = merged[run.name] = _Merged(run, run.content_hash(), {})
-            elif run.content_hash() != m.content_hash:
+            elif run.static() != m.first.static():
                 raise _conflict(run, m.first.static(), f"line {m.first.line}")
             values = m.measurements
             for target, tokens, value in run.measurements:

@@ -176,7 +176,9 @@ def make_plan(
     if not np.isfinite(optimum.trust.radius):
         notes.append("trust region off: the plan may lie far from every run the law was fitted on")
     elif options[0].distance_to_nearest_run is not None and options[0].distance_to_nearest_run > optimum.trust.radius:
-        notes.append("no candidate lay inside the trust region: the plan is the closest the constraints allow")
+        notes.append(f"the plan averages the best candidates inside the trust region; the average itself lies "
+                     f"{options[0].distance_to_nearest_run:.3f} (TV) from the nearest run, beyond the radius "
+                     f"{optimum.trust.radius:.3f}")
     if int((np.asarray(model.base.predict_targets_replicas(optimum.mixture[None, :]))).shape[0]) < 2:
         notes.append("no bootstrap refits: intervals and the spread of the optimum are zero-width")
     return Plan(

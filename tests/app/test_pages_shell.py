@@ -91,6 +91,8 @@ def test_upload_the_regmix_pair_through_the_page_then_see_512_runs(regmix_dir):
     assert metric(at, "Runs added") == "512"
     assert metric(at, "Domains") == "17" and metric(at, "Targets") == "13"
     assert ("regmix", 512, 17, 13) in counts()
+    (notes,) = at.warning  # RegMix rows summing to 0.998..1.001 are renormalised: one box, not hundreds
+    assert "renormalised" in notes.value and "more" in notes.value
 
     at.button[0].click().run()  # the same files again add nothing, and the page says so
     assert "already imported into 'regmix'" in at.info[0].value
@@ -101,7 +103,8 @@ def test_upload_the_regmix_pair_through_the_page_then_see_512_runs(regmix_dir):
     assert metric(at, "Runs") == "512"
     table = at.dataframe[-1].value
     assert len(table) == 512
-    assert {"run", "pile_cc", "github", "arxiv", "source file"} <= set(table.columns)
+    assert {"run", "pile_cc", "github", "arxiv", "arxiv (final)", "source file"} <= set(table.columns)
+    assert table["arxiv (final)"].is_monotonic_increasing  # ranked by the selected target (lower is better)
 
 
 def test_a_bad_upload_names_line_and_column_and_changes_nothing():
@@ -129,7 +132,7 @@ def test_runs_page_of_the_demo_draws_mixtures_and_learning_curves():
     targets = at.selectbox(key="runs_target").options
     at.selectbox(key="runs_target").set_value(targets[-1]).run()
     assert not at.exception
-    assert targets[-1] in at.dataframe[-1].value.columns
+    assert f"{targets[-1]} (final)" in at.dataframe[-1].value.columns
 
 
 @pytest.mark.parametrize("page", ["pages/upload.py", "pages/runs.py"])

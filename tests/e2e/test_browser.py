@@ -94,12 +94,13 @@ def chromium():
 def test_upload_the_regmix_pair_and_see_512_runs(dashboard, chromium, regmix_dir, tmp_path):
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=STEP_MS)  # a busy 2-core machine: the first page load migrates and loads the demo
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(STEP_MS)
     page.goto(dashboard)
 
     # First start: the demo project is there and selected.
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
     expect(page.get_by_text("Demo project.")).to_be_visible()
     page.screenshot(path=str(tmp_path / "projects.png"), full_page=True)
 
@@ -110,19 +111,20 @@ def test_upload_the_regmix_pair_and_see_512_runs(dashboard, chromium, regmix_dir
 
     # Upload both files of the pair through the page's file input.
     page.get_by_role("link", name="Upload").click()
-    expect(page.get_by_role("heading", name="Upload")).to_be_visible()
+    expect(page.get_by_role("heading", name="Upload", exact=True)).to_be_visible()
     expect(page.get_by_text("Logs go into project regmix")).to_be_visible()
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+    uploader = page.locator('[data-testid="stFileUploader"]')
+    uploader.locator('input[type="file"]').set_input_files(
         [str(regmix_dir / "train_mixture_1m.csv"), str(regmix_dir / "train_pile_loss_1m.csv")]
     )
-    expect(page.get_by_text("train_pile_loss_1m.csv")).to_be_visible()
+    expect(uploader.locator('[data-testid="stFileChip"]')).to_have_count(2)  # both files uploaded
     page.get_by_role("button", name="Import").click()
     expect(page.get_by_text("512 runs added", exact=False)).to_be_visible()
     page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
 
     # The Runs page counts them.
     page.get_by_role("link", name="Runs").click()
-    expect(page.get_by_role("heading", name="512 runs")).to_be_visible()
+    expect(page.get_by_role("heading", name="512 runs", exact=True)).to_be_visible()
     runs_metric = page.locator('[data-testid="stMetric"]').filter(has_text="Runs").first
     expect(runs_metric.locator('[data-testid="stMetricValue"]')).to_have_text("512")
     page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)

@@ -1,0 +1,100 @@
+"""Budgets, repetition and token laws of the planner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import InputError
+from engine.plan.budget import format_count, parse_count
+from engine.plan.repetition import RepetitionLaw, effective_tokens, fit_repetition, repeated_runs
+from engine.plan.token_law import SINGLE_BUDGET_NOTE, fit_token_law
+
+
+@pytest.mark.parametrize("text, value", [("300B", 3e11), ("2.5T", 2.5e12), ("3e11", 3e11), ("25e9", 2.5e10),
+                                         ("1b", 1e9), (" 7M ", 7e6), ("1.5K", 1500.0), (42, 42.0)])
+def test_parse_count_accepts_the_usual_spellings(text, value):
+    assert parse_count(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "300X", "-5B", "0", "1e400", "B", "3 00B"])
+def test_parse_count_rejects_with_the_flag_named(text):
+    with pytest.raises(InputError, match="--budget"):
+        parse_count(text)
+
+
+def test_format_count():
+    assert format_count(2.5e11) == "250B" and format_count(1.2e12) == "1.2T"
+
+
+def test_muennighoff_effective_tokens_match_the_formula():
+    unique = np.array([1e9])
+    r_star = 15.4
+    for epochs in [0.5, 1.0, 4.0, 40.0]:
+        tokens = epochs * 1e9
+        repeats = max(0.0, epochs - 1)
+        expected = min(tokens, 1e9) + 1e9 * r_star * (1 - np.exp(-repeats / r_star))
+        assert effective_tokens(np.array([tokens]), unique, "muennighoff", r_star)[0] == pytest.approx(expected)
+    # saturates at U * (1 + R*)
+    assert effective_tokens(np.array([1e15]), unique, "muennighoff", r_star)[0] == pytest.approx(1e9 * 16.4)
+
+
+def test_goyal_halves_the_worth_of_each_epoch_every_tau():
+    unique = np.array([1.0])
+    tau = 2.0
+    # epochs 1, 2, 3 are worth 1, 0.5**0.5, 0.5**1
+    worth = effective_tokens(np.array([1.0, 2.0, 3.0, 2.5]), np.ones(4), "goyal", tau)
+    assert worth == pytest.approx([1.0, 1 + 0.5 ** 0.5, 1 + 0.5 ** 0.5 + 0.5, 1 + 0.5 ** 0.5 + 0.5 * 0.5])
+    assert RepetitionLaw("goyal", tau).marginal_value(np.array([2.5]), unique)[0] == pytest.approx(0.5)
+
+
+def test_unknown_unique_tokens_never_repeat():
+    worth = effective_tokens(np.array([5e9, 5e9]), np.array([np.nan, 1e9]), "muennighoff", 15.4)
+    assert worth[0] == 5e9 and worth[1] < 5e9
+
+
+def test_repetition_scale_is_fitted_when_runs_repeat_and_prior_otherwise():
+    rng = np.random.default_rng(0)
+    k, n = 4, 120
+    unique = np.array([2e8, 1e9, 5e9, 1e11])
+    mixtures = rng.dirichlet(np.ones(k), n)
+    tokens = rng.choice([1e9, 4e9, 1.6e10], n)
+    true = RepetitionLaw("muennighoff", 3.0, "fitted")
+    eff = true.effective_tokens(mixtures * tokens[:, None], unique)
+    total = eff.sum(axis=1)
+    y = 3.0 + (eff / total[:, None]) @ np.array([-0.6, -0.2, 0.1, 0.3]) - 0.3 * np.log(total / 1e9)
+    fitted = fit_repetition(mixtures, tokens, unique, y[:, None] + rng.normal(0, 1e-3, (n, 1)))
+    assert fitted.source == "fitted" and 1.5 <= fitted.scale <= 6.0
+    assert repeated_runs(mixtures, tokens, unique).sum() > 5
+    fresh = fit_repetition(mixtures, np.full(n, 1e6), unique, y[:, None])
+    assert fresh.source == "prior" and fresh.scale == pytest.approx(15.4) and "prior" in fresh.note
+
+
+def _no_curves():
+    return dict(curve_run=np.zeros(0, int), curve_target=np.zeros(0, int), curve_tokens=np.zeros(0),
+                curve_value=np.zeros(0))
+
+
+def test_token_exponent_is_fitted_from_learning_curves():
+    rng = np.random.default_rng(1)
+    runs, points = 10, np.geomspace(1e7, 1e9, 12)
+    run = np.repeat(np.arange(runs), len(points))
+    tokens = np.tile(points, runs)
+    offsets = rng.uniform(2.5, 3.5, runs)
+    value = offsets[run] + 300.0 * tokens ** -0.35
+    law = fit_token_law(directions=["lower"], mixtures=rng.dirichlet(np.ones(3), runs), final=np.zeros((runs, 1)),
+                        tokens=np.full(runs, 1e9), model_params=np.full(runs, 1e6), curve_run=run,
+                        curve_target=np.zeros_like(run), curve_tokens=tokens, curve_value=value)
+    assert law.source == "learning curves"
+    assert law.exponent[0] == pytest.approx(0.35, abs=0.03)
+    assert law.coefficient[0] == pytest.approx(300.0, rel=0.3)
+
+
+def test_token_law_with_one_budget_is_the_prior_and_says_so():
+    law = fit_token_law(directions=["lower", "higher"], mixtures=np.full((5, 2), 0.5), final=np.zeros((5, 2)),
+                        tokens=np.full(5, 1e9), model_params=np.full(5, np.nan), **_no_curves())
+    assert law.source == "prior"
+    assert SINGLE_BUDGET_NOTE in law.notes
+    assert law.coefficient[1] == 0.0  # no token prior for higher-is-better targets
+    shift = law.shift(np.array([1e9, 1e10]), 1e10, None)
+    assert shift[0, 0] == pytest.approx(0.0) and shift[1, 0] < 0
