@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -150,6 +151,8 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     backends = args.backends.split(",")
 
+    # A terminated benchmark still stops its PostgreSQL server (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = None
     if "postgres" in backends:
         sys.path.insert(0, str(REPO / "tests"))

@@ -141,11 +141,11 @@ def main() -> None:
         variants.update({
             "plan, no trust/pessimism": OptimizerSettings(pessimism=0.0, trust_scale=np.inf),
             "plan, pessimism 0": OptimizerSettings(pessimism=0.0),
-            "plan, pessimism 2": OptimizerSettings(pessimism=2.0),
+            "plan, pessimism 0.5": OptimizerSettings(pessimism=0.5),
+            "plan, 30k samples": OptimizerSettings(n_samples=30000),
+            "plan, no local samples": OptimizerSettings(n_local=0),
+            "plan, top-k 50": OptimizerSettings(top_k=50),
             "plan, trust x2": OptimizerSettings(trust_scale=2.0),
-            "plan, trust x0.5": OptimizerSettings(trust_scale=0.5),
-            "plan, top-k 30": OptimizerSettings(top_k=30),
-            "plan, top-k 300": OptimizerSettings(top_k=300),
         })
     print(f"# plan_regmix  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  python {platform.python_version()}")

@@ -8,6 +8,7 @@ import streamlit as st
 from app.ui.cache import forget_cached_data
 from app.ui.state import current_project, flash, set_current_project, show_flash
 from engine.errors import MixplanError
+from engine.services.demo import DEMO_PROJECT, load_demo_project
 from engine.services.projects import create_project, delete_project, list_projects
 
 
@@ -23,6 +24,17 @@ def _create() -> None:
     st.session_state["new_project_name"] = ""
     st.session_state["new_project_description"] = ""
     flash("success", f"Created project '{created}' and selected it. Next: add logs on the **Upload** page.")
+
+
+def _load_demo() -> None:
+    try:
+        name = load_demo_project()
+    except MixplanError as error:
+        flash("error", str(error))
+        return
+    forget_cached_data()
+    set_current_project(name)
+    flash("success", f"Loaded the demo project '{name}' and selected it.")
 
 
 def _delete(name: str) -> None:
@@ -91,3 +103,7 @@ if projects:
         typed = st.text_input(f"Type '{doomed}' to confirm", key="delete_confirm")
         st.button("Delete project", type="primary", disabled=typed.strip() != doomed,
                   on_click=_delete, args=(doomed,), key="delete_button")
+
+if DEMO_PROJECT not in {p.name for p in projects}:
+    st.button("Add the demo project", key="load_demo", on_click=_load_demo,
+              help="Loads the example logs under examples/ as the project 'demo'.")

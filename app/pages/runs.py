@@ -8,10 +8,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.ui.cache import cached_curves, cached_runs, cached_targets
+from app.ui.cache import cached_curves, cached_runs, cached_targets, forget_cached_data
 from app.ui.charts import curves_chart, mixture_chart, mixture_frame
+from app.ui.errors import show_error
 from app.ui.state import require_project
+from engine.errors import MixplanError
+from engine.services.ingest import set_domain_metadata
+from engine.services.runs import list_domains
 
+MAX_BARS = 600  # bars thinner than a pixel say nothing; past this the chart shows a spread sample
+MAX_CURVES = 100
 PROVENANCE_FIELDS = ["tokens", "model_params", "seed", "seq_len", "tokenizer", "framework", "method", "status"]
 
 
@@ -44,8 +50,11 @@ def _cell(value):
 
 
 def setups_table(runs) -> pd.DataFrame:
-    """How many runs share each setup (model size, tokens, sequence length, tokenizer, framework)."""
-    keys = ["model_params", "tokens", "seq_len", "tokenizer", "framework"]
+    """How many runs share each setup (model size, sequence length, tokenizer, framework).
+
+    Tokens are left out on purpose: sweeps vary the budget so that the laws can see repetition.
+    """
+    keys = ["model_params", "seq_len", "tokenizer", "framework"]
     frame = pd.DataFrame([{k: getattr(r, k) for k in keys} for r in runs]).astype(object)
     frame = frame.where(frame.notna(), "—")
     return frame.value_counts().rename("runs").reset_index()
@@ -57,6 +66,33 @@ def spread_pick(names: list[str], count: int) -> list[str]:
         return names
     picks = np.unique(np.linspace(0, len(names) - 1, count).round().astype(int))
     return [names[i] for i in picks]
+
+
+def format_tags(tags: dict) -> str:
+    """{"license": "cc-by", "noncommercial": True} -> 'license=cc-by; noncommercial' (what parse_tags reads back)."""
+    return "; ".join(key if value is True else f"{key}={value}" for key, value in tags.items())
+
+
+def save_domain_edits(project: str, original: pd.DataFrame, edited: pd.DataFrame) -> int:
+    """Write the rows the user changed; an invalid cell is shown as an error and nothing after it is written."""
+    changed = 0
+    for before, after in zip(original.to_dict("records"), edited.to_dict("records")):
+        new = {key: (after[key] or "").strip() for key in ("unique_tokens", "tags", "data_path")}
+        edits = {key: value for key, value in new.items() if value != before[key]}
+        if not edits:
+            continue
+        try:
+            set_domain_metadata(
+                project, before["domain"],
+                unique_tokens=edits.get("unique_tokens") or None,
+                tags=[edits["tags"]] if edits.get("tags") else None,
+                data_path=edits.get("data_path"),
+            )
+        except MixplanError as error:
+            show_error(error)
+            break
+        changed += 1
+    return changed
 
 
 def count_slider(label: str, maximum: int, default: int, key: str) -> int:
@@ -119,18 +155,49 @@ st.subheader("Mixtures")
 top_n = count_slider("Domains shown (the rest is summed as 'other')", len(domains), 8, "runs_top_n")
 ordered = list(table["run"])
 by_name = {r.name: r for r in runs}
+bars = spread_pick(ordered, MAX_BARS)
+if len(bars) < len(ordered):
+    st.caption(f"{len(bars)} of {len(ordered)} runs drawn, evenly spread from best to worst.")
 st.altair_chart(
-    mixture_chart(mixture_frame(ordered, [by_name[n].mixture for n in ordered], top_n),
+    mixture_chart(mixture_frame(bars, [by_name[n].mixture for n in bars], top_n),
                   sort_label=f"best {target} first" if target else "as listed"),
     width="stretch",
 )
 
 st.subheader("Learning curves")
-if not target or not runs_with_curves:
-    st.caption("No run has more than one checkpoint, so there are no learning curves to draw.")
+if not target or not any(name == target and n >= 2 for (_, name), n in checkpoints.items()):
+    st.caption(f"No run has more than one checkpoint of {target or 'any target'}, so there are no learning curves to draw.")
 else:
-    ranked = [n for n in ordered if n in set(runs_with_curves)]
-    shown = count_slider("Runs drawn (evenly spread from best to worst)", len(ranked), 12, "runs_curves_count")
+    with_curve = {run for (run, name), n in checkpoints.items() if name == target and n >= 2}
+    ranked = [n for n in ordered if n in with_curve]
+    shown = count_slider("Runs drawn (evenly spread from best to worst)", min(len(ranked), MAX_CURVES), 12,
+                         "runs_curves_count")
     picked = spread_pick(ranked, shown)
     lines = curve_frame[(curve_frame["target"] == target) & curve_frame["run"].isin(picked)].dropna()
     st.altair_chart(curves_chart(lines, target=target), width="stretch")
+
+st.subheader("Domains")
+domain_rows = list_domains(project)
+original = pd.DataFrame({
+    "domain": [d.name for d in domain_rows],
+    "unique_tokens": [str(d.unique_tokens) if d.unique_tokens is not None else "" for d in domain_rows],
+    "tags": [format_tags(d.tags) for d in domain_rows],
+    "data_path": [d.data_path or "" for d in domain_rows],
+})
+st.caption("Unique tokens decide how many epochs a budget reads of each domain; tags (e.g. `license=cc-by`) "
+           "let a plan exclude domains. Edit cells, then save. Tags are added or updated, never removed here.")
+edited = st.data_editor(
+    original, hide_index=True, key="domains_editor", disabled=["domain"],
+    column_config={
+        "unique_tokens": st.column_config.TextColumn("unique tokens", help="A count such as 80000000 or 1.2B."),
+        "tags": st.column_config.TextColumn("tags", help="key=value pairs separated by ';'."),
+        "data_path": st.column_config.TextColumn("data path"),
+    },
+)
+if st.button("Save domain metadata", key="domains_save"):
+    changed = save_domain_edits(project, original, edited)
+    if changed:
+        forget_cached_data()
+        st.success(f"Saved metadata of {changed} domain(s).")
+    else:
+        st.info("Nothing changed.")

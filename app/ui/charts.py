@@ -62,7 +62,7 @@ def curves_chart(frame: pd.DataFrame, *, target: str) -> alt.Chart:
         .encode(
             x=alt.X("tokens_seen:Q", scale=alt.Scale(type="log"), title="tokens seen"),
             y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=target),
-            color=alt.Color("run:N", legend=legend),
+            color=alt.Color("run:N", legend=legend, scale=alt.Scale(scheme="tableau20")),
             tooltip=["run:N", alt.Tooltip("tokens_seen:Q", format=".3s"), alt.Tooltip("value:Q", format=".4f")],
         )
         .properties(height=360)

@@ -12,11 +12,13 @@ def ensure_ready() -> None:
     """Once per session: make sure the store exists and the demo project is loaded."""
     if st.session_state.get("_ready"):
         return
+    from app.ui.errors import stop_on_error
     from engine.services.projects import ensure_demo_project, list_projects
 
-    demo = ensure_demo_project()
-    if PROJECT_KEY not in st.session_state:
+    with stop_on_error():  # e.g. an unreachable MIXPLAN_DATABASE_URL: say so instead of a traceback
+        demo = ensure_demo_project()
         names = [p.name for p in list_projects()]
+    if PROJECT_KEY not in st.session_state:
         st.session_state[PROJECT_KEY] = demo if demo in names else (names[0] if names else None)
     st.session_state["_ready"] = True
 

@@ -171,13 +171,21 @@ def sweep_command(
 @app.command("demo-corpus")
 def demo_corpus_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for code.jsonl, prose.jsonl, legal.jsonl.")],
+    prepare_into: Annotated[Optional[Path], typer.Option(help="Also run prepare-data into this folder.")] = None,
+    project: Annotated[Optional[str], typer.Option(help="With --prepare-into: record the domains here.")] = None,
+    db: DbOption = None,
 ) -> None:
     """Build a 3-domain corpus from text every Python installation has (no download)."""
+    from engine.services.training import prepare
     from engine.train.demo_corpus import build_demo_corpus
 
     corpus = guarded(lambda: build_demo_corpus(out))
     for name, path in corpus.files.items():
         typer.echo(f"{name:<8} {corpus.documents[name]:>6} documents {corpus.bytes[name]:>12,} bytes  {path}")
+    if prepare_into is not None:
+        sources = {name: [str(path)] for name, path in corpus.files.items()}
+        prepared = guarded(lambda: prepare(prepare_into, sources, project=project, url=db))
+        typer.echo(f"prepared into {prepared.root} ({prepared.status})")
 
 
 @app.command("jobs")

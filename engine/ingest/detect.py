@@ -127,7 +127,7 @@ def sniff(source: SourceFile) -> Sniffed:
     lowered = [h.strip().lower() for h in header]
     if "domain" in lowered and METADATA_FIELDS & set(lowered) and not any(mixture_role(h) for h in header):
         return Sniffed(source, "domain-metadata-csv", header)
-    if OLMIX_BOOKKEEPING <= set(lowered) and lowered[0] in ("", "unnamed: 0"):
+    if OLMIX_BOOKKEEPING <= set(lowered):
         return Sniffed(source, "olmix", header)
     id_column = find_column(header, RUN_ID_COLUMNS)
     data = [h for h in header if h != id_column]
@@ -147,7 +147,7 @@ def olmix_half(sniffed: Sniffed, first_row: list[str] | None) -> str:
     if "metric" in name or "bpb" in name or "loss" in name:
         return "olmix-metrics"
     values = []
-    skip = {i for i, h in enumerate(sniffed.header) if i == 0 or h.strip().lower() in OLMIX_BOOKKEEPING}
+    skip = {i for i, h in enumerate(sniffed.header) if h.strip().lower() in OLMIX_BOOKKEEPING | {"", "unnamed: 0"}}
     for i, cell in enumerate(first_row or []):
         if i in skip:
             continue

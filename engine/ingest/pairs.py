@@ -50,7 +50,9 @@ def regmix_halves(mixture: SourceFile, mix_header: list[str], loss: SourceFile, 
 
 def olmix_half(source: SourceFile, header: list[str]) -> PairHalf:
     lowered = [h.strip().lower() for h in header]
-    bookkeeping = {0, lowered.index("run"), lowered.index("name"), lowered.index("index")}
+    bookkeeping = {lowered.index("run"), lowered.index("name"), lowered.index("index")}
+    if lowered[0] in ("", "unnamed: 0"):
+        bookkeeping.add(0)  # the pandas index column to_csv writes by default
     data = [(i, h.strip()) for i, h in enumerate(header) if i not in bookkeeping]
     return PairHalf(source, header, lowered.index("run"), data, display_name_pos=lowered.index("name"))
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, Callable, Iterator
 
 from engine.errors import InputError
 from engine.ingest.detect import text_lines
@@ -39,7 +42,6 @@ from engine.ingest.validate import (
 )
 
 ROWS_PER_CHUNK = 5000
-INF = float("inf")
 
 
 def csv_rows(source: SourceFile) -> Iterator[tuple[int, list[str]]]:
@@ -173,6 +175,14 @@ def _check_roles(source: SourceFile, header: list[str], mixture: list, metrics: 
             seen[name] = pos
 
 
+def _getter(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """itemgetter that always returns a tuple (itemgetter of one position returns the bare item)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda row: (row[only],)
+    return itemgetter(*positions)
+
+
 class TidyCsvReader:
     """One row per run and checkpoint: run id, tokens seen, model size, shares, metric values, anything else."""
 
@@ -181,6 +191,10 @@ class TidyCsvReader:
         self.header = header
         self.layout = tidy_layout(source, header, roles)
         self.notes = notes
+        self._domain_names = [d for _, d in self.layout.mixture]
+        self._target_names = [t for _, t in self.layout.metrics]
+        self._mixture_cells = _getter([p for p, _ in self.layout.mixture])
+        self._metric_cells = _getter([p for p, _ in self.layout.metrics])
         extra = [name for _, name in self.layout.provenance]
         if extra:
             notes.add(f"{source.display}: columns kept as provenance (not mixture or metric): {', '.join(extra)}", "columns")
@@ -208,52 +222,64 @@ class TidyCsvReader:
         if len(row) != len(header):
             raise wrong_width(self.source, line, len(row), len(header))
         name = check_run_name(row[layout.run_id], Where(display, line, header[layout.run_id]))
-        mixture = {}
-        for pos, domain in layout.mixture:
-            # Fast path for the common case; anything unusual goes through the checking parser for its message.
-            try:
-                share = float(row[pos])
-            except ValueError:
-                share = parse_share(row[pos], Where(display, line, header[pos]))
-            if not 0.0 <= share < INF:
-                share = parse_share(row[pos], Where(display, line, header[pos]))
-            mixture[domain] = share
+        mixture = self._shares(line, row)
         mixture, note = normalise_mixture(mixture, Where(display, line, header[layout.mixture[0][0]]))
         if note:
             self.notes.add(f"{display} line {line}: {note}", "renormalised")
         tokens_seen = None
         if layout.tokens is not None:
             tokens_seen = self._count(row, layout.tokens, line, "a token count")
-        measurements = []
-        for pos, target in layout.metrics:
-            cell = row[pos]
-            try:
-                value = float(cell)
-            except ValueError:
-                if not cell.strip():
-                    continue
-                value = parse_metric(cell, Where(display, line, header[pos]))
-            if not -INF < value < INF:
-                value = parse_metric(cell, Where(display, line, header[pos]))
-            measurements.append((target, tokens_seen, value))
-        fields = {name: row[pos] for name, pos in layout.run_fields.items()}
+        measurements = self._metrics(line, row, tokens_seen)
         return ParsedRun(
             name=name, mixture=mixture, source=self.source, line=line, measurements=measurements,
             model_params=self._count(row, layout.model_params, line, "a parameter count"),
             tokens=self._count(row, layout.total_tokens, line, "a token count"),
             seed=self._count(row, layout.run_fields.get("seed"), line, "a whole-number seed"),
             seq_len=self._count(row, layout.run_fields.get("seq_len"), line, "a sequence length"),
-            tokenizer=fields.get("tokenizer", "").strip() or None,
-            framework=fields.get("framework", "").strip() or None,
-            method=fields.get("method", "").strip() or "static",
+            tokenizer=self._text(row, "tokenizer", line, 200),
+            framework=self._text(row, "framework", line, 200),
+            method=self._text(row, "method", line, 40) or "static",
             provenance={column: value for pos, column in layout.provenance if (value := scalar(row[pos])) is not None},
         )
+
+    # The fast paths convert a whole row in C (itemgetter + map(float)); a row with anything unusual
+    # (empty, negative, non-finite, not a number) is converted again cell by cell for the precise message.
+
+    def _shares(self, line: int, row: list[str]) -> dict[str, float]:
+        try:
+            values = list(map(float, self._mixture_cells(row)))
+            if values and min(values) >= 0 and math.isfinite(sum(values)):
+                return dict(zip(self._domain_names, values))
+        except ValueError:
+            pass
+        return {domain: parse_share(row[pos], Where(self.source.display, line, self.header[pos]))
+                for pos, domain in self.layout.mixture}
+
+    def _metrics(self, line: int, row: list[str], tokens_seen: int | None) -> list[tuple[str, int | None, float]]:
+        try:
+            values = list(map(float, self._metric_cells(row)))
+            if math.isfinite(sum(values)):
+                return list(zip(self._target_names, repeat(tokens_seen), values))
+        except ValueError:
+            pass
+        return [(target, tokens_seen, parse_metric(row[pos], Where(self.source.display, line, self.header[pos])))
+                for pos, target in self.layout.metrics if row[pos].strip()]
+
+    def _text(self, row: list[str], field: str, line: int, limit: int) -> str | None:
+        pos = self.layout.run_fields.get(field)
+        if pos is None:
+            return None
+        text = row[pos].strip()
+        if len(text) > limit:
+            raise InputError(f"the {field} is longer than {limit} characters.", file=self.source.display, row=line,
+                             column=self.header[pos], hint="shorten it (longer notes can go in another column).")
+        return text or None
 
     def _count(self, row: list[str], pos: int | None, line: int, what: str) -> int | None:
         if pos is None:
             return None
         cell = row[pos]
-        if cell.isdigit():
+        if cell.isascii() and cell.isdigit() and len(cell) < 19:
             return int(cell)
         return parse_optional_count(cell, Where(self.source.display, line, self.header[pos]), what)
 
@@ -296,6 +322,9 @@ class JsonlReader:
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc.msg} (character {exc.colno}).", file=display, row=line,
                              hint="write one complete JSON object per line.") from None
+        except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits, absurd nesting
+            raise InputError(f"not readable JSON: {exc}.", file=display, row=line,
+                             hint="write one JSON object per line with plain numbers and text.") from None
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object for one run, got {type(obj).__name__}.", file=display, row=line,
                              hint='write {"run_id": ..., "mixture": {...}, "measurements": [...]} per line.')
@@ -324,7 +353,12 @@ class JsonlReader:
             return None
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise InputError(f"expected text, got {json.dumps(value)[:60]}.", file=self.source.display, row=line, column=key)
-        return str(value).strip()[:200] or None
+        limit = 40 if key == "method" else 200
+        text = str(value).strip()
+        if len(text) > limit:
+            raise InputError(f"the {key} is longer than {limit} characters.", file=self.source.display, row=line,
+                             column=key, hint="shorten it.")
+        return text or None
 
     def _mixture(self, raw: Any, line: int) -> dict[str, float]:
         display = self.source.display

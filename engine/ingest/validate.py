@@ -11,6 +11,7 @@ from engine.errors import InputError
 
 # Shares may be off by this much (rounding in the logs); they are renormalised and the row is reported.
 SUM_TOLERANCE = 0.01
+MAX_COUNT = 2**63 - 1024  # counts are stored as 64-bit integers
 
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
 _MULTIPLIER = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
@@ -41,6 +42,8 @@ def parse_count(text: Any, where: Where, what: str = "a count") -> int:
         value = float(match.group(1)) * _MULTIPLIER[match.group(2).lower()]
     if not math.isfinite(value) or value < 0:
         raise where.error(f"expected {what} (a finite number >= 0), got {text!r}.", "write a number such as 120000000.")
+    if value >= MAX_COUNT:
+        raise where.error(f"{text!r} is too large for {what} (the limit is about 9.2e18).", "check the units of this value.")
     return int(round(value))
 
 

@@ -11,7 +11,6 @@ Both stay in the session's transaction, so a later rejection rolls them back.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -20,7 +19,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import InputError
-from engine.ingest.table import STATIC_FIELDS, DomainMetadata, ParsedRun, static_hash
+from engine.ingest.table import STATIC_FIELDS, DomainMetadata, ParsedRun
 from engine.store.models import Domain, EvalTarget, Measurement, Run
 
 log = logging.getLogger(__name__)
@@ -143,6 +142,10 @@ class BatchWriter:
         for run in chunk:
             m = merged.get(run.name)
             if m is None:
+                values = {(target, tokens): value for target, tokens, value in run.measurements}
+                if len(values) == len(run.measurements):
+                    merged[run.name] = _Merged(run, run.content_hash(), values)
+                    continue
                 m = merged[run.name] = _Merged(run, run.content_hash(), {})
             elif run.static() != m.first.static():
                 raise _conflict(run, m.first.static(), f"line {m.first.line}")
@@ -201,10 +204,13 @@ class BatchWriter:
         rows: list[tuple] = []
         for name, m in merged.items():
             run_id = run_ids[name]
+            if name not in existing:
+                rows.extend([(run_id, target_ids[t], k, v) for (t, k), v in m.measurements.items()])
+                continue
             before = len(rows)
             for (target, tokens), value in m.measurements.items():
                 target_id = target_ids[target]
-                old = stored.get((run_id, target_id, tokens)) if stored else None
+                old = stored.get((run_id, target_id, tokens))
                 if old is None:
                     rows.append((run_id, target_id, tokens, value))
                 elif old != value:

@@ -71,3 +71,102 @@ class ObjectiveModel(Protocol):
 
     def predict_targets_replicas(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
         """(B, m, t) the same from each of B bootstrap refits (B >= 1)."""
+
+
+# ---------------------------------------------------------------------------
+# Shared machinery of the concrete laws (added by the laws area).
+# ---------------------------------------------------------------------------
+
+
+class ReplicaPredictor(Protocol):
+    """Predictions of B bootstrap refits of one law for one target."""
+
+    def predict(self, mixtures: np.ndarray) -> np.ndarray: ...  # (B, m)
+
+
+def check_fit_input(law: str, mixtures: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> None:
+    """Raise :class:`FitError` (naming the law and why) on input no law can be fitted on.
+
+    Degenerate input: fewer than 2 runs, all runs at the same mixture, a constant
+    target, or non-finite values. Laws never return NaN parameters instead.
+    """
+    from engine.errors import FitError
+
+    mixtures = np.asarray(mixtures, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if mixtures.ndim != 2 or y.ndim != 1 or len(mixtures) != len(y):
+        raise FitError(f"{law}: expected mixtures (n, k) and one target (n,), got {mixtures.shape} and {y.shape}.")
+    used = np.ones(len(y), dtype=bool) if weights is None else np.asarray(weights) > 0
+    if used.sum() < 2:
+        raise FitError(f"{law}: needs at least 2 runs with a measured value, got {int(used.sum())}. "
+                       "Fix: add runs (a mixing law needs several mixtures).")
+    if not (np.isfinite(mixtures[used]).all() and np.isfinite(y[used]).all()):
+        raise FitError(f"{law}: the mixtures or the target hold NaN or infinite values.")
+    if np.ptp(mixtures[used], axis=0).max() <= 1e-12:
+        raise FitError(f"{law}: every run has the same mixture, so nothing tells how the target moves with it. "
+                       "Fix: add runs at other mixtures.")
+    if np.ptp(y[used]) <= 1e-12 * max(1.0, float(np.abs(y[used]).max())):
+        raise FitError(f"{law}: the target has the same value in every run; there is nothing to fit.")
+
+
+class ParamReplicas:
+    """Default :class:`ReplicaPredictor`: a list of laws rebuilt from their params."""
+
+    def __init__(self, laws: list[Any]) -> None:
+        self.laws = laws
+
+    def predict(self, mixtures: np.ndarray) -> np.ndarray:
+        return np.stack([law.predict(mixtures) for law in self.laws])
+
+
+class LawBase:
+    """Batch fitting, replica storage and input checks shared by the concrete laws.
+
+    ``fit_batch`` fits one problem per (weight vector, target): cross-validation folds
+    are 0/1 weights, bootstrap resamples are integer counts. Laws override it with a
+    vectorised solver; this default loops over :meth:`fit` on the repeated rows.
+    """
+
+    name: ClassVar[str]
+    smooth: ClassVar[bool]
+    # False: intervals come from held-out CV residuals instead of bootstrap refits (trees: refits too slow).
+    bootstrap_refits: ClassVar[bool] = True
+
+    def fit(self, mixtures, y, *, tokens=None, model_params=None):  # pragma: no cover - every law overrides
+        raise NotImplementedError
+
+    @classmethod
+    def fit_batch(cls, mixtures: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,
+                  options: dict[str, Any] | None = None) -> list[list[Any]]:
+        """Fitted laws ``[r][i]`` for weight row r (R, n) and target column i of ``targets`` (n, t)."""
+        out = []
+        for w in np.asarray(weights):
+            counts = np.round(w).astype(int)
+            rows = np.repeat(np.arange(len(w)), counts)
+            fitted = []
+            for i in range(targets.shape[1]):
+                keep = rows[np.isfinite(targets[rows, i])]
+                fitted.append(cls(**(options or {})).fit(mixtures[keep], targets[keep, i]))
+            out.append(fitted)
+        return out
+
+    @classmethod
+    def pack_replicas(cls, laws: list[Any]) -> dict[str, Any]:
+        """JSON-able form of B bootstrap refits of one target."""
+        return {"params": [law.params for law in laws]}
+
+    @classmethod
+    def unpack_replicas(cls, packed: dict[str, Any]) -> ReplicaPredictor:
+        return ParamReplicas([cls.from_params(p) for p in packed["params"]])
+
+
+def as_mixtures(mixtures: np.ndarray, k: int | None = None) -> np.ndarray:
+    """(m, k) float array; a single mixture (k,) becomes one row. Shape errors name what was expected."""
+    from engine.errors import InputError
+
+    arr = np.asarray(mixtures, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or (k is not None and arr.shape[1] != k):
+        raise InputError(f"expected mixtures with {k if k is not None else 'k'} domain shares per row, got shape {arr.shape}.")
+    return arr

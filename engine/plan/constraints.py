@@ -145,7 +145,7 @@ def resolve(
     for name, share in constraints.fixed.items():
         j = index(name, "--fix")
         share = float(share)
-        if share > hi[j] + TOL:
+        if share > hi[j] + TOL or (hi[j] == 0.0 and share > 0.0):
             raise PlanError(f"--fix {name}={share:g} conflicts with {why_hi[j]}.")
         if share < lo[j] - TOL:
             raise PlanError(f"--fix {name}={share:g} conflicts with {why_lo[j]}.")
@@ -178,7 +178,7 @@ def _check_sums(domains, lo, hi, why_lo, why_hi, budget_tokens) -> None:
         )
 
 
-def project_box_simplex(mixtures: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 80) -> np.ndarray:
+def project_box_simplex(mixtures: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 60) -> np.ndarray:
     """Euclidean projection of rows onto ``{lo <= p <= hi, sum p = 1}`` (bisection on the shift).
 
     The projection is ``clip(x - tau, lo, hi)`` with ``tau`` chosen so the row sums to 1; the sum is

@@ -2,7 +2,7 @@
 
 JSON and YAML hold the whole plan; the Megatron-LM, Hugging Face ``datasets``
 and MosaicML streaming outputs hold the mixture with each domain's data path
-where the project knows it (a ``<path of domain>`` placeholder otherwise).
+where the project knows it (a ``/path/to/<domain>`` placeholder otherwise).
 CSV cells are written so a spreadsheet cannot run them (OWASP CSV injection:
 a cell starting with ``= + - @`` or a tab/CR gets a leading quote).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 
 import yaml
 
@@ -38,7 +39,7 @@ def write_csv(header: list[str], rows: list[list]) -> str:
 
 
 def _path(plan: Plan, domain: str) -> str:
-    return plan.domain_paths.get(domain) or f"<path of {domain}>"
+    return plan.domain_paths.get(domain) or f"/path/to/{domain}"
 
 
 def _shares(plan: Plan) -> list[tuple[str, float]]:
@@ -55,7 +56,7 @@ def to_yaml(plan: Plan) -> str:
 
 def to_megatron(plan: Plan) -> str:
     """Megatron-LM ``--data-path`` takes alternating weights and dataset prefixes."""
-    parts = " ".join(f"{share:.10g} {_path(plan, d)}" for d, share in _shares(plan))
+    parts = " ".join(f"{share:.10g} {shlex.quote(_path(plan, d))}" for d, share in _shares(plan))
     return f"--data-path {parts}\n"
 
 

@@ -123,12 +123,13 @@ def optimize(
         pool = np.vstack([pool, sample_local(ranked, bounds, settings.n_local, rng), observed_in])
     pool = np.vstack([pool] + [m[None, :] for m in fixed.values()])
     predictions = mean_fn(pool)
-    inside = trust.inside(pool)
-    if not inside.any():  # no candidate inside: keep the ones closest to the runs
-        d = trust.distance(pool)
-        inside = d <= np.quantile(d, 0.01)
-    idx = np.flatnonzero(inside)
-    idx = idx[np.argsort(predictions[idx])[: settings.shortlist]]
+    # distances only for the best-predicted part of the pool: the rest cannot reach the shortlist anyway
+    ranked_pool = np.argsort(predictions)[: 4 * settings.shortlist]
+    inside = trust.inside(pool[ranked_pool])
+    if not inside.any():  # no good candidate inside: keep the ones closest to the runs
+        d = trust.distance(pool[ranked_pool])
+        inside = d <= np.quantile(d, 0.05)
+    idx = ranked_pool[inside][: settings.shortlist]
     short = pool[idx]
     replicas = replica_fn(short)
     spread = replicas.std(axis=0) if replicas.shape[0] > 1 else np.zeros(len(short))
@@ -159,8 +160,8 @@ def optimize(
         best = challenger
     best_mixture, best_from, best_score = contenders[best], labels[best], float(final_scores[best])
     replica_optima = _replica_optima(replicas, short, settings)
-    log.info("optimum from %s: score %.5g over %d candidates (%d inside the trust region)",
-             best_from, best_score, len(pool), int(inside.sum()))
+    log.info("optimum from %s: score %.5g over %d candidates (%d of the best %d inside the trust region)",
+             best_from, best_score, len(pool), int(inside.sum()), len(ranked_pool))
     return Optimum(
         mixture=best_mixture,
         score=best_score,

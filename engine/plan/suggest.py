@@ -51,8 +51,8 @@ def suggest_runs(
     n: int,
     *,
     n_candidates: int = 6000,
-    width: float = 0.15,
-    min_gap: float = 0.05,
+    width: float = 0.05,
+    min_gap: float = 0.03,
     seed: int = 0,
 ) -> Suggestion:
     """``n`` proxy mixtures whose results would most narrow ``plan``'s interval."""

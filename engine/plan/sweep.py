@@ -18,7 +18,7 @@ from engine.plan.constraints import Constraints
 from engine.plan.optimize import OptimizerSettings
 from engine.plan.plan import PlanContext, make_plan
 
-SWEEP_SETTINGS = OptimizerSettings(n_samples=6000, n_local=1500, shortlist=1500, n_replica_optima=0)
+SWEEP_SETTINGS = OptimizerSettings(n_samples=4000, n_local=1000, shortlist=600, n_replica_optima=0)
 
 
 @dataclass

@@ -10,25 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 
-def tv_distance_to_runs(mixtures: np.ndarray, observed: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def tv_distance_to_runs(mixtures: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(m,) distance from each mixture to its nearest observed run, and (m,) that run's index."""
-    mixtures = np.atleast_2d(mixtures)
-    dist = np.empty(len(mixtures))
-    nearest = np.empty(len(mixtures), dtype=int)
-    step = max(1, chunk * 64 // max(len(observed), 1))
-    for start in range(0, len(mixtures), step):
-        block = mixtures[start:start + step]
-        d = 0.5 * np.abs(block[:, None, :] - observed[None, :, :]).sum(axis=2)
-        nearest[start:start + step] = d.argmin(axis=1)
-        dist[start:start + step] = d.min(axis=1)
-    return dist, nearest
+    d = 0.5 * cdist(np.atleast_2d(mixtures), observed, metric="cityblock")
+    nearest = d.argmin(axis=1)
+    return d[np.arange(len(d)), nearest], nearest
 
 
 def nearest_neighbour_distances(observed: np.ndarray) -> np.ndarray:
     """(n,) each run's distance to its nearest other run."""
-    d = 0.5 * np.abs(observed[:, None, :] - observed[None, :, :]).sum(axis=2)
+    d = 0.5 * cdist(observed, observed, metric="cityblock")
     np.fill_diagonal(d, np.inf)
     return d.min(axis=1)
 

@@ -150,3 +150,9 @@ def suggest_for_project(
     inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params, url=url)
     plan = plan_from_inputs(inputs, budget_tokens, constraints, store=False, url=url)
     return plan, suggest_runs(inputs.model, plan, n, seed=seed)
+
+
+def project_data_hash(project: str, *, url: str | None = None) -> str:
+    """Hash of the project's runs: cached planning inputs are reused while it is unchanged."""
+    with session_scope(url) as s:
+        return load_dataset(s, project).data_hash

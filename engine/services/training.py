@@ -134,3 +134,21 @@ def export_runs(project: str, out_dir: str | Path, *, url: str | None = None,
 def project_exists(project: str, url: str | None = None) -> bool:
     with session_scope(url) as s:
         return s.scalar(select(Project.id).where(Project.name == project)) is not None
+
+
+def aioli_trajectories(project: str, url: str | None = None) -> list[dict]:
+    """Long-form rows (run, tokens, domain, share) of every online run's proportion trajectory."""
+    with session_scope(url) as s:
+        pid = records.project_id(s, project)
+        runs = s.execute(select(Run.name, Run.schedule).where(Run.project_id == pid, Run.schedule.is_not(None)))
+        return [
+            {"run": name, "tokens": entry["tokens"], "domain": domain, "share": share}
+            for name, schedule in runs if schedule
+            for entry in schedule
+            for domain, share in entry["mixture"].items()
+        ]
+
+
+def default_data_dir() -> Path:
+    """Where the Train page keeps the demo corpus's prepared data."""
+    return Settings.from_env().home / "data" / "demo-prepared"

@@ -81,24 +81,38 @@ def run_sweep(
                               {"runs": [spec.name for spec in specs], "workers": workers})
         job_id = sweep_job.id
     outcomes: list[RunOutcome] = []
-    context = multiprocessing.get_context("spawn")
     try:
-        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
-            pending: set[Future] = {pool.submit(run_one, spec.to_dict(), url, threads_per_worker) for spec in specs}
-            while pending:
-                done, pending = wait(pending, timeout=heartbeat_seconds, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcomes.append(future.result())
-                    if on_result is not None:
-                        on_result(outcomes[-1], len(outcomes), len(specs))
-                with session_scope(url) as s:
-                    beat(s, job_id, len(outcomes) / len(specs))
+        if workers <= 1:  # no pool: spawning a process costs seconds of imports for nothing
+            for spec in specs:
+                _collect(run_one(spec.to_dict(), url, threads_per_worker), outcomes, len(specs), on_result)
+                _beat(job_id, len(outcomes) / len(specs), url)
+        else:
+            context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited engines
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                pending: set[Future] = {pool.submit(run_one, s.to_dict(), url, threads_per_worker) for s in specs}
+                while pending:
+                    done, pending = wait(pending, timeout=heartbeat_seconds, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        _collect(future.result(), outcomes, len(specs), on_result)
+                    _beat(job_id, len(outcomes) / len(specs), url)
     except BaseException as exc:
         _close_sweep_job(job_id, "failed", f"{type(exc).__name__}: {exc}", url)
         raise
     failed = [o for o in outcomes if o.status == "failed"]
     _close_sweep_job(job_id, "done", f"{len(failed)} of {len(specs)} runs failed" if failed else None, url)
     return outcomes
+
+
+def _collect(outcome: RunOutcome, outcomes: list[RunOutcome], total: int,
+             on_result: Callable[[RunOutcome, int, int], None] | None) -> None:
+    outcomes.append(outcome)
+    if on_result is not None:
+        on_result(outcome, len(outcomes), total)
+
+
+def _beat(job_id: int, progress: float, url: str | None) -> None:
+    with session_scope(url) as s:
+        beat(s, job_id, progress)
 
 
 def _close_sweep_job(job_id: int, state: str, error: str | None, url: str | None) -> None:

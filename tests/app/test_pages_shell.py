@@ -33,6 +33,11 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def shown_runs(at: AppTest):
+    """The Runs page's table of runs (the page also shows the domains editor and maybe a setups table)."""
+    return next(df.value for df in at.dataframe if "run" in df.value.columns)
+
+
 def counts() -> list[tuple[str, int, int, int]]:
     return [(p.name, p.runs, p.domains, p.targets) for p in list_projects()]
 
@@ -77,6 +82,21 @@ def test_create_select_and_delete_a_project():
     assert "Deleted project 'pile-1m'" in at.success[0].value
     assert [name for name, *_ in counts()] == ["demo"]
     assert at.selectbox(key="project_select").value == "demo"
+    assert not [b for b in at.button if b.key == "load_demo"]  # the demo is there
+
+
+def test_a_deleted_demo_can_be_added_again():
+    at = start()
+    demo_runs = counts()[0][1]
+    at.selectbox(key="delete_choice").set_value("demo").run()
+    at.text_input(key="delete_confirm").set_value("demo").run()
+    at.button(key="delete_button").click().run()
+    assert counts() == [] and any("no projects yet" in i.value for i in at.info)
+    at.button(key="load_demo").click().run()
+    assert not at.exception
+    assert "Loaded the demo project 'demo'" in at.success[0].value
+    assert counts()[0][:2] == ("demo", demo_runs)
+    assert at.selectbox(key="project_select").value == "demo"
 
 
 def test_upload_the_regmix_pair_through_the_page_then_see_512_runs(regmix_dir):
@@ -101,7 +121,7 @@ def test_upload_the_regmix_pair_through_the_page_then_see_512_runs(regmix_dir):
     at.switch_page("pages/runs.py").run()
     assert not at.exception, at.exception
     assert metric(at, "Runs") == "512"
-    table = at.dataframe[-1].value
+    table = shown_runs(at)
     assert len(table) == 512
     assert {"run", "pile_cc", "github", "arxiv", "arxiv (final)", "source file"} <= set(table.columns)
     assert table["arxiv (final)"].is_monotonic_increasing  # ranked by the selected target (lower is better)
@@ -132,7 +152,7 @@ def test_runs_page_of_the_demo_draws_mixtures_and_learning_curves():
     targets = at.selectbox(key="runs_target").options
     at.selectbox(key="runs_target").set_value(targets[-1]).run()
     assert not at.exception
-    assert f"{targets[-1]} (final)" in at.dataframe[-1].value.columns
+    assert f"{targets[-1]} (final)" in shown_runs(at).columns
 
 
 @pytest.mark.parametrize("page", ["pages/upload.py", "pages/runs.py"])
@@ -154,5 +174,57 @@ def test_runs_page_of_an_empty_project_points_to_upload():
 def test_runs_service_and_page_agree_after_a_service_import(regmix_dir):
     ingest_files("svc", [regmix_dir / "train_mixture_1m.csv", regmix_dir / "train_pile_loss_1m.csv"])
     at = start("pages/runs.py", project="svc")
-    assert len(at.dataframe[-1].value) == 512
+    assert len(shown_runs(at)) == 512
     assert "512 runs" in [h.value for h in at.subheader]
+
+
+def test_domain_metadata_edited_on_the_runs_page_reaches_the_store():
+    from engine.services.runs import list_domains
+
+    at = start("pages/runs.py")
+    assert any("unique_tokens" in df.value.columns for df in at.dataframe)  # the domains editor
+    domains = {d.name: d for d in list_domains("demo")}
+    name = next(iter(domains))
+    at.session_state["domains_editor"] = {"edited_rows": {0: {"unique_tokens": "1.5B", "tags": "quality=high"}},
+                                          "added_rows": [], "deleted_rows": []}
+    at.button(key="domains_save").click().run()
+    assert not at.exception, at.exception
+    assert "Saved metadata of 1 domain(s)." in at.success[0].value
+    after = {d.name: d for d in list_domains("demo")}[name]
+    assert after.unique_tokens == 1_500_000_000 and after.tags["quality"] == "high"
+    assert after.tags.items() >= domains[name].tags.items()  # existing tags kept
+
+
+def test_runs_from_different_setups_are_flagged(tmp_path):
+    logs = tmp_path / "mixed.jsonl"
+    logs.write_text(
+        '{"run_id": "a", "mixture": {"web": 1.0}, "model_params": 1000000, "measurements": [{"target": "loss", "value": 3.0}]}\n'
+        '{"run_id": "b", "mixture": {"web": 1.0}, "model_params": 8000000, "measurements": [{"target": "loss", "value": 2.5}]}\n'
+    )
+    ingest_files("mixed", [logs])
+    at = start("pages/runs.py", project="mixed")
+    assert "2 different setups" in at.warning[0].value
+    assert list(shown_runs(at)["run"]) == ["b", "a"]  # best (lowest) loss first
+
+
+def test_an_unreachable_database_is_reported_not_raised(monkeypatch):
+    monkeypatch.setenv("MIXPLAN_DATABASE_URL", "postgresql+psycopg://mixplan@127.0.0.1:1/nowhere")
+    at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT_SECONDS).run()
+    assert not at.exception
+    assert "cannot open the database" in at.error[0].value and "MIXPLAN_DATABASE_URL" in at.error[0].value
+
+
+def test_upload_jsonl_runs_with_domain_metadata_through_the_page():
+    from engine.services.runs import list_domains
+
+    synthetic = ENTRY.parents[1] / "examples" / "synthetic"
+    create_project("synthetic")
+    at = start("pages/upload.py", project="synthetic")
+    at.file_uploader[0].set_value([
+        ("runs.jsonl", (synthetic / "runs.jsonl").read_bytes(), "application/jsonl"),
+        ("domains.csv", (synthetic / "domains.csv").read_bytes(), "text/csv"),
+    ])
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert metric(at, "Runs added") == "40" and metric(at, "Measurements added") == str(40 * 4 * 3)
+    assert {d.name: d.unique_tokens for d in list_domains("synthetic")}["wiki"] == 80_000_000

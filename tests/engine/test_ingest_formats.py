@@ -100,6 +100,14 @@ def test_olmix_halves_told_apart_by_content_when_names_say_nothing(sqlite_url, t
     assert report.format == "olmix-pair" and report.runs_added == 6
 
 
+def test_olmix_pair_saved_without_the_pandas_index(sqlite_url, tmp_path):
+    ratios_path, metrics_path = olmix_pair(tmp_path)
+    for path in (ratios_path, metrics_path):
+        pd.read_csv(path, index_col=0).to_csv(path, index=False)
+    report = ingest_files("swarm", [ratios_path, metrics_path], url=sqlite_url)
+    assert (report.format, report.runs_added, report.domains, report.targets) == ("olmix-pair", 6, 3, 2)
+
+
 def test_tidy_csv_with_checkpoints_and_provenance(db_url, tmp_path):
     report = ingest_files("tidy", [tidy_csv(tmp_path)], url=db_url)
     assert (report.format, report.runs_added, report.domains, report.targets, report.measurements_added) == (

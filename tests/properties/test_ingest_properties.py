@@ -22,9 +22,10 @@ VALID_JSONL = "".join(json.dumps(r) + "\n" for r in [
 ]).encode()
 
 CELLS = st.sampled_from(["0.5", "1", "0", "-0.1", "0.996", "3.2", "nan", "inf", "", "abc", "1e400", '"q"', "r1", "r2",
-                         "1.2B", " ", "\u00e9", "0.25"])
+                         "1.2B", " ", "\u00e9", "0.25", "\u00b2", "1e30", "99999999999999999999", "x" * 250])
 COLUMNS = st.sampled_from(["run_id", "run", "tokens", "model_params", "mix:web", "mix:code", "p_x", "loss:web",
-                           "acc:arc", "metric/y", "seed", "lr", "index", "name", "domain", "unique_tokens", ""])
+                           "acc:arc", "metric/y", "seed", "lr", "index", "name", "domain", "unique_tokens", "", "tokenizer",
+                           "method"])
 
 
 @st.composite
@@ -57,7 +58,21 @@ def mutated(draw, base: bytes) -> bytes:
     return bytes(data)
 
 
+@st.composite
+def plausible_tidy(draw) -> bytes:
+    """Mostly valid logs: shares near the simplex, finite losses, now and then a bad value or a conflicting row."""
+    lines = ["run_id,tokens,mix:a,mix:b,loss:a,acc:b"]
+    for run in range(draw(st.integers(1, 4))):
+        a = draw(st.floats(0, 1))
+        b = 1 - a + draw(st.sampled_from([0.0] * 12 + [0.004, -0.004, 0.05]))
+        for tokens in draw(st.lists(st.sampled_from([100, 200, 300]), min_size=1, max_size=3, unique=True)):
+            loss = draw(st.floats(0, 10)) if draw(st.integers(0, 29)) else float("nan")
+            lines.append(f"r{run},{tokens},{a!r},{b!r},{loss!r},{draw(st.sampled_from(['0.5', '', '0.7']))}")
+    return ("\n".join(lines) + "\n").encode()
+
+
 inputs = st.one_of(
+    st.tuples(st.just("plausible.csv"), plausible_tidy()),
     st.tuples(st.just("runs.csv"), mutated(TIDY.encode())),
     st.tuples(st.just("runs.jsonl"), mutated(VALID_JSONL)),
     st.tuples(st.just("random.csv"), random_csv()),
@@ -75,7 +90,7 @@ def test_any_bytes_import_or_raise_input_error(case, sqlite_url, tmp_path):
     path.write_bytes(data)
     before = table_counts(sqlite_url)
     try:
-        report = ingest_files("prop", [path], url=sqlite_url)
+        report = ingest_files(f"prop{next(_names)}", [path], url=sqlite_url)
     except InputError as error:
         event("rejected")
         assert str(error)

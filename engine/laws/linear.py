@@ -1,0 +1,88 @@
+"""Linear mixing law: ``y = c + sum_j a_j p_j``.
+
+The law behind RegMix's linear regression (Liu et al. 2024, Sec. 3) and the
+static law of the Aioli framework (Chen et al. 2024, Eq. 2). Because shares sum
+to one, ``c`` and a common shift of ``a`` cannot be told apart; we fix
+``sum_j a_j = 0``, so ``c`` is the predicted value at the uniform mixture and
+``a_j`` how much better or worse than average domain j is.
+
+Fitted in closed form (weighted ridge on ``a' = a + c``, the penalty pulling the
+``a'_j`` towards their mean so few runs give a flat, not a wild, law), batched over
+weight vectors and targets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from engine.errors import FitError
+from engine.laws.base import LawBase, as_mixtures, check_fit_input
+
+
+class LinearLaw(LawBase):
+    name: ClassVar[str] = "linear"
+    smooth: ClassVar[bool] = True
+
+    def __init__(self, ridge: float = 1e-4) -> None:
+        self.ridge = ridge
+
+    def fit(self, mixtures, y, *, tokens=None, model_params=None) -> "LinearLaw":
+        y = np.asarray(y, dtype=float)
+        fitted = self.fit_batch(np.asarray(mixtures, dtype=float), y[:, None], np.ones((1, len(y))),
+                                options={"ridge": self.ridge})
+        self.intercept_, self.coef_ = fitted[0][0].intercept_, fitted[0][0].coef_
+        return self
+
+    @classmethod
+    def fit_batch(cls, mixtures, targets, weights, *, options=None) -> list[list["LinearLaw"]]:
+        ridge = float((options or {}).get("ridge", 1e-4))
+        mixtures = np.asarray(mixtures, dtype=float)
+        targets = np.asarray(targets, dtype=float)
+        weights = np.asarray(weights, dtype=float)
+        n, k = mixtures.shape
+        observed = np.isfinite(targets)  # (n, t)
+        for r in range(len(weights)):
+            for i in range(targets.shape[1]):
+                check_fit_input(cls.name, mixtures, np.where(observed[:, i], targets[:, i], 0.0),
+                                weights[r] * observed[:, i])
+        # One weight matrix per (replica, target): W[r, i, n].
+        w = weights[:, None, :] * observed.T[None, :, :]
+        y = np.where(observed, targets, 0.0).T  # (t, n)
+        gram = np.einsum("rin,nj,nl->rijl", w, mixtures, mixtures)
+        scale = np.trace(gram, axis1=2, axis2=3)[..., None, None] / k
+        centering = np.eye(k) - np.full((k, k), 1.0 / k)
+        rhs = np.einsum("rin,nj,in->rij", w, mixtures, y)
+        solved = np.linalg.solve(gram + ridge * scale * centering + 1e-12 * np.eye(k), rhs[..., None])[..., 0]
+        if not np.isfinite(solved).all():
+            raise FitError("linear: the least-squares solve produced non-finite coefficients.")
+        out = []
+        for r in range(len(weights)):
+            row = []
+            for i in range(targets.shape[1]):
+                law = cls(ridge=ridge)
+                law.intercept_ = float(solved[r, i].mean())
+                law.coef_ = solved[r, i] - law.intercept_
+                row.append(law)
+            out.append(row)
+        return out
+
+    def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:
+        p = as_mixtures(mixtures, len(self.coef_))
+        return self.intercept_ + p @ self.coef_
+
+    def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        return self.intercept_ + mixtures @ torch.as_tensor(self.coef_, dtype=mixtures.dtype)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"ridge": self.ridge, "intercept": self.intercept_, "coef": self.coef_.tolist()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "LinearLaw":
+        law = cls(ridge=params["ridge"])
+        law.intercept_ = float(params["intercept"])
+        law.coef_ = np.asarray(params["coef"], dtype=float)
+        return law
