@@ -141,11 +141,11 @@ def main() -> None:
         variants.update({
             "plan, no trust/pessimism": OptimizerSettings(pessimism=0.0, trust_scale=np.inf),
             "plan, pessimism 0": OptimizerSettings(pessimism=0.0),
-            "plan, pessimism 0.5": OptimizerSettings(pessimism=0.5),
             "plan, 30k samples": OptimizerSettings(n_samples=30000),
-            "plan, no local samples": OptimizerSettings(n_local=0),
-            "plan, top-k 50": OptimizerSettings(top_k=50),
-            "plan, trust x2": OptimizerSettings(trust_scale=2.0),
+            "plan, 30k, pessimism 2": OptimizerSettings(n_samples=30000, pessimism=2.0),
+            "plan, 30k, top-k 200": OptimizerSettings(n_samples=30000, top_k=200),
+            "plan, 30k, trust q0.75": OptimizerSettings(n_samples=30000, trust_quantile=0.75),
+            "plan, 30k, shortlist 3000": OptimizerSettings(n_samples=30000, shortlist=3000),
         })
     print(f"# plan_regmix  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  python {platform.python_version()}")
@@ -197,6 +197,11 @@ def main() -> None:
     print(table.sort_values("mean").round(4).to_string())
     print("\nshare of splits where the default plan <= RegMix's recipe:",
           ", ".join(f"{o}: {w:.0%}" for o, w in wins.items()))
+    for obj in objectives:
+        sub = df[df.objective == obj].pivot(index="split", columns="option", values="judge")
+        diff = sub["plan (default)"] - sub["regmix recipe"]
+        print(f"default plan - RegMix recipe, {obj}: {diff.mean():+.4f} +- {diff.std(ddof=1) / np.sqrt(len(diff)):.4f}"
+              " (mean +- standard error over splits; negative = plan better)")
     caps = df.groupby("option")["within caps"].mean()
     print("within the 4-epoch caps:", ", ".join(f"{o}: {v:.0%}" for o, v in caps.items()))
 

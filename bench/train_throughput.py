@@ -179,7 +179,7 @@ def main() -> None:
     cpu_sizes = {"tiny": 32_768, "small": 8_192} if args.quick else {"tiny": 131_072, "small": 32_768}
     rows = throughput_rows(data, url, cpu_sizes, args.repeats, "cpu", False)
     print("## CPU: mixplan train loop (eval every 10%, store logging) vs minimal reference loop")
-    print(f"| model | params | tokens | ours tok/s | reference tok/s | ours / reference |")
+    print("| model | params | tokens | ours tok/s | reference tok/s | ours / reference |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['size']} | {r['params']:,} | {r['tokens']:,} | {r['ours_tps']:,.0f} | {r['ref_tps']:,.0f} "
@@ -193,7 +193,7 @@ def main() -> None:
         gpu_sizes = {"small": 2_000_000, "gpt100m": 4_000_000} if not args.quick else {"small": 262_144}
         peak = peak_flops(args.peak_tflops)
         gpu_rows = throughput_rows(data, url, gpu_sizes, args.repeats, "cuda", args.compile)
-        print(f"| model | params | tokens | ours tok/s | reference tok/s | ours / reference | MFU (ours) |")
+        print("| model | params | tokens | ours tok/s | reference tok/s | ours / reference | MFU (ours) |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for r in gpu_rows:
             mfu = f"{r['flops_per_token'] * r['ours_tps'] / peak:.1%}" if peak else "peak unknown (--peak-tflops)"

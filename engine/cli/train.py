@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -90,6 +91,7 @@ def train_command(
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a stopped run from its checkpoint.")] = False,
+    checkpoint_seconds: Annotated[float, typer.Option(help="Least seconds between checkpoints (0 = every evaluation).")] = 30.0,
     aioli_rounds: Annotated[int, typer.Option(help="Aioli: update rounds over the run.")] = 4,
     aioli_lp_rounds: Annotated[int, typer.Option(help="Aioli: LearnParams sweeps per round.")] = 1,
     aioli_lp_steps: Annotated[int, typer.Option(help="Aioli: steps per perturbed sub-run.")] = 4,
@@ -106,9 +108,8 @@ def train_command(
         spec = _spec_options(project, data, name, tokens, mixture, method, model, seq_len, batch_size, lr, seed,
                              evals, device, compile_model, threads, aioli_rounds, aioli_lp_rounds, aioli_lp_steps,
                              aioli_one_hot, aioli_eta, aioli_no_normalize)
+        spec = replace(spec, checkpoint_seconds=checkpoint_seconds)
         if not name:
-            from dataclasses import replace
-
             spec = replace(spec, name=f"{method}-{model}-{tokens}-s{seed}-{spec.fingerprint()[:8]}")
         _verbose(as_json)
         return spec, train_run(spec, url=db, resume=resume)
@@ -177,14 +178,14 @@ def demo_corpus_command(
 ) -> None:
     """Build a 3-domain corpus from text every Python installation has (no download)."""
     from engine.services.training import prepare
-    from engine.train.demo_corpus import build_demo_corpus
+    from engine.train.demo_corpus import DEMO_TAGS, build_demo_corpus
 
     corpus = guarded(lambda: build_demo_corpus(out))
     for name, path in corpus.files.items():
         typer.echo(f"{name:<8} {corpus.documents[name]:>6} documents {corpus.bytes[name]:>12,} bytes  {path}")
     if prepare_into is not None:
         sources = {name: [str(path)] for name, path in corpus.files.items()}
-        prepared = guarded(lambda: prepare(prepare_into, sources, project=project, url=db))
+        prepared = guarded(lambda: prepare(prepare_into, sources, project=project, tags=DEMO_TAGS, url=db))
         typer.echo(f"prepared into {prepared.root} ({prepared.status})")
 
 

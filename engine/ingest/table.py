@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -109,17 +109,6 @@ class DomainMetadata:
     unique_tokens: int | None = None
     tags: dict[str, Any] = field(default_factory=dict)
     data_path: str | None = None
-
-
-@dataclass
-class TargetSpec:
-    """An evaluation target as a file declares it."""
-
-    name: str
-    direction: str = "lower"
-
-
-RunChunks = Iterator[list[ParsedRun]]
 
 
 class Notes:

@@ -198,11 +198,17 @@ def project_box_simplex(mixtures: np.ndarray, lo: np.ndarray, hi: np.ndarray, it
 
 
 def _fix_sum(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Put the last rounding error on the domains with room, so rows sum to 1 within 1e-12."""
+    """Snap shares within 1e-12 of a bound onto it, then put the last rounding error on the domain with most room.
+
+    Only one domain per row absorbs the error: spreading it would give excluded or zero-share domains
+    shares like 1e-17, which a tree law reads as "present" (its split thresholds sit just above 0).
+    """
+    p = np.where(np.abs(p - lo) <= 1e-12, lo, p)
+    p = np.where(np.abs(p - hi) <= 1e-12, hi, p)
+    rows = np.arange(len(p))
     for _ in range(3):
         gap = 1.0 - p.sum(axis=1)
         room = np.where(gap[:, None] > 0, hi - p, p - lo)
-        total_room = room.sum(axis=1)
-        share = np.where(total_room[:, None] > 0, room / np.maximum(total_room, 1e-300)[:, None], 0.0)
-        p = np.clip(p + gap[:, None] * share, lo, hi)
+        j = room.argmax(axis=1)
+        p[rows, j] = np.clip(p[rows, j] + gap, lo[j], hi[j])
     return p

@@ -63,12 +63,23 @@ def to_megatron(plan: Plan) -> str:
 def to_hf(plan: Plan) -> str:
     names = [d for d, _ in _shares(plan)]
     lines = ["from datasets import interleave_datasets, load_dataset", ""]
-    lines += [f"{_ident(d)} = load_dataset({_path(plan, d)!r}, split='train', streaming=True)" for d in names]
+    lines += [f"{_ident(d)} = {_hf_load(_path(plan, d))}" for d in names]
     lines += ["", "mixture = interleave_datasets(",
               f"    [{', '.join(_ident(d) for d in names)}],",
               f"    probabilities=[{', '.join(f'{s:.10g}' for _, s in _shares(plan))}],",
               "    seed=0,", "    stopping_strategy='all_exhausted',", ")", ""]
     return "\n".join(lines)
+
+
+_HF_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
+
+
+def _hf_load(path: str) -> str:
+    """A file path loads through its builder (``load_dataset("json", data_files=...)``); anything else is a Hub id."""
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    if suffix in _HF_BUILDERS:
+        return f"load_dataset({_HF_BUILDERS[suffix]!r}, data_files={path!r}, split='train', streaming=True)"
+    return f"load_dataset({path!r}, split='train', streaming=True)"
 
 
 def to_mosaic(plan: Plan) -> str:

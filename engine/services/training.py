@@ -34,21 +34,22 @@ log = logging.getLogger(__name__)
 
 def prepare(out: str | Path, sources: dict[str, list[str]], *, project: str | None = None,
             tokenizer_path: str | None = None, val_fraction: float = 0.05, seed: int = 0,
-            skip_bad_lines: bool = False, url: str | None = None) -> PreparedData:
-    """Tokenise the domains into ``out``; with a project, record their unique tokens there."""
+            skip_bad_lines: bool = False, tags: dict[str, dict] | None = None,
+            url: str | None = None) -> PreparedData:
+    """Tokenise the domains into ``out``; with a project, record their unique tokens (and tags) there."""
     prepared = prepare_data(out, sources, tokenizer_path=tokenizer_path, val_fraction=val_fraction, seed=seed,
                             skip_bad_lines=skip_bad_lines)
     if project is not None:
         create_project(project, url=url, exist_ok=True)
-        records.ensure_domains_and_targets(project, prepared.unique_tokens, str(prepared.root.resolve()), url)
+        records.ensure_domains_and_targets(project, prepared.unique_tokens, str(prepared.root.resolve()), url, tags)
     return prepared
 
 
 def train_run(spec: TrainSpec, *, url: str | None = None, resume: bool = False,
-              on_checkpoint: Callable[[int, int], None] | None = None) -> TrainResult:
+              on_evaluation: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train one run (the project is created when missing)."""
     create_project(spec.project, url=url, exist_ok=True)
-    return train(spec, url=url, resume=resume, on_checkpoint=on_checkpoint)
+    return train(spec, url=url, resume=resume, on_evaluation=on_evaluation)
 
 
 def sweep_specs(base: TrainSpec, n: int, budgets: list[int], seed: int, bounds: Bounds | None = None,

@@ -28,6 +28,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DEFAULT_CAPS = {"code": 4_000_000, "prose": 400_000, "legal": 40_000}  # bytes a domain
+# Domain tags recorded with the prepared data (the planner can exclude domains by tag).
+DEMO_TAGS = {
+    "code": {"kind": "code", "license": "PSF-2.0"},
+    "prose": {"kind": "prose", "license": "PSF-2.0"},
+    "legal": {"kind": "legal", "license": "mixed"},
+}
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 A training process beats (updates ``heartbeat_at`` and ``progress``) every few
 seconds. :func:`mark_stale_jobs` fails every running job whose process is gone
-(same host, pid no longer alive) or whose last beat is older than a threshold,
-and fails its run too; the run can then be resumed from its checkpoint.
+(a job of this host whose pid is no longer alive) or, for a job started on
+another host, whose last beat is older than a threshold; it fails the job's run
+too, which can then be resumed from its checkpoint.
 """
 
 from __future__ import annotations
@@ -68,19 +69,28 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def why_dead(job: Job, stale_after_seconds: float = STALE_AFTER_SECONDS) -> str | None:
+    """Why a 'running' job is in fact dead, or None while it lives.
+
+    On this host the process table is the truth (a sweep that runs its runs in-process
+    beats only between runs); for a job of another host the heartbeat is all there is.
+    """
+    if job.pid is not None and (job.config or {}).get("host") == socket.gethostname():
+        return None if process_alive(job.pid) else "its process is gone"
+    beat_at = aware(job.heartbeat_at)
+    if beat_at is None or beat_at < utcnow() - timedelta(seconds=stale_after_seconds):
+        return f"no heartbeat since {beat_at:%Y-%m-%d %H:%M:%S} UTC" if beat_at else "it never sent a heartbeat"
+    return None
+
+
 def mark_stale_jobs(url: str | None = None, stale_after_seconds: float = STALE_AFTER_SECONDS) -> list[int]:
     """Fail running jobs whose process died or whose heartbeat is too old; returns their ids."""
-    host = socket.gethostname()
-    deadline = utcnow() - timedelta(seconds=stale_after_seconds)
     failed = []
     with session_scope(url) as s:
         for job in s.scalars(select(Job).where(Job.state == "running")):
-            beat_at = aware(job.heartbeat_at)
-            dead = job.pid is not None and (job.config or {}).get("host") == host and not process_alive(job.pid)
-            silent = beat_at is None or beat_at < deadline
-            if not (dead or silent):
+            why = why_dead(job, stale_after_seconds)
+            if why is None:
                 continue
-            why = "its process is gone" if dead else f"no heartbeat since {beat_at:%Y-%m-%d %H:%M:%S} UTC"
             job.state = "failed"
             job.error = f"the training stopped unexpectedly ({why}); resume it with --resume."
             if job.run_id is not None:

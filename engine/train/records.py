@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import InputError, TrainError
 from engine.store import Domain, EvalTarget, Job, Measurement, Project, Run, session_scope
 from engine.store.models import utcnow
-from engine.train.jobs import STALE_AFTER_SECONDS, aware, beat, process_alive, start_job
+from engine.train.jobs import beat, start_job, why_dead
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ def project_id(session, project: str) -> int:
 
 
 def ensure_domains_and_targets(project: str, unique_tokens: dict[str, int], data_path: str,
-                               url: str | None = None) -> None:
-    """Domain rows (with unique tokens) and one validation-loss target per domain; safe to race."""
+                               url: str | None = None, tags: dict[str, dict] | None = None) -> None:
+    """Domain rows (unique tokens, optional tags) and one validation-loss target per domain; safe to race."""
+    tags = tags or {}
     for attempt in range(3):
         try:
             with session_scope(url) as s:
@@ -47,11 +48,13 @@ def ensure_domains_and_targets(project: str, unique_tokens: dict[str, int], data
                 domains = {d.name: d for d in s.scalars(select(Domain).where(Domain.project_id == pid))}
                 targets = set(s.scalars(select(EvalTarget.name).where(EvalTarget.project_id == pid)))
                 for name, tokens in unique_tokens.items():
-                    if name in domains:
-                        domains[name].unique_tokens = int(tokens)
-                        domains[name].data_path = data_path
-                    else:
-                        s.add(Domain(project_id=pid, name=name, unique_tokens=int(tokens), data_path=data_path))
+                    if name not in domains:
+                        domains[name] = Domain(project_id=pid, name=name, tags={})
+                        s.add(domains[name])
+                    domains[name].unique_tokens = int(tokens)
+                    domains[name].data_path = data_path
+                    if name in tags:
+                        domains[name].tags = {**(domains[name].tags or {}), **tags[name]}
                     if name not in targets:
                         s.add(EvalTarget(project_id=pid, name=name, direction="lower", unit="nats/token"))
             return
@@ -93,8 +96,7 @@ def begin_run(project: str, name: str, fields: dict, config: dict, resume: bool,
 
 def _refuse_if_alive(session, run: Run) -> None:
     for job in session.scalars(select(Job).where(Job.run_id == run.id, Job.state == "running")):
-        fresh = aware(job.heartbeat_at) and (utcnow() - aware(job.heartbeat_at)).total_seconds() < STALE_AFTER_SECONDS
-        if fresh and (job.pid is None or process_alive(job.pid)):
+        if why_dead(job) is None:
             raise TrainError(f"run '{run.name}' is being trained right now (job {job.id}, pid {job.pid}).")
         job.state = "failed"
         job.error = job.error or "superseded by a resume."

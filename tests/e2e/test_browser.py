@@ -102,6 +102,7 @@ def test_upload_the_regmix_pair_and_see_512_runs(dashboard, chromium, regmix_dir
     # First start: the demo project is there and selected.
     expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
     expect(page.get_by_text("Demo project.")).to_be_visible()
+    expect(page.locator('[data-testid="stMetricValue"]').first).not_to_have_text("0")  # the demo's runs
     page.screenshot(path=str(tmp_path / "projects.png"), full_page=True)
 
     # A project of its own for the RegMix runs.

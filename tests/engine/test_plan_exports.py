@@ -69,6 +69,7 @@ def test_hf_and_mosaic_snippets_carry_the_shares(plan):
     probs = ast.literal_eval(call.value)
     assert sum(probs) == pytest.approx(1.0, abs=1e-6)
     assert sorted(probs) == pytest.approx(sorted(s for s in plan.recommended.mixture.values() if s > 0), abs=1e-6)
+    assert "load_dataset('json', data_files='/data/books.jsonl'" in hf
     mosaic = export(plan, "mosaic")
     tree = ast.parse(mosaic)
     props = [ast.literal_eval(k.value) for n in ast.walk(tree) if isinstance(n, ast.Call)

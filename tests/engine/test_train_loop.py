@@ -52,7 +52,7 @@ def data_dir(tmp_path) -> str:
 
 def spec(data_dir: str, **overrides) -> TrainSpec:
     base = TrainSpec(project="p", data_dir=data_dir, name="r", tokens=16_384, model="micro", seq_len=32,
-                     batch_size=8, lr=3e-3, evals=4, eval_sequences=8, threads=1,
+                     batch_size=8, lr=3e-3, evals=4, eval_sequences=8, threads=1, checkpoint_seconds=0,
                      mixture={"words": 0.5, "numbers": 0.3, "markup": 0.2})
     return replace(base, **overrides)
 
@@ -104,7 +104,7 @@ def test_resume_after_an_interruption_matches_the_uninterrupted_run(data_dir, sq
 
     parted = spec(data_dir, name="parted", method=method, **extra)
     with pytest.raises(Stop):
-        train(parted, url=sqlite_url, on_checkpoint=stop_midway)
+        train(parted, url=sqlite_url, on_evaluation=stop_midway)
     with session_scope(sqlite_url) as session:
         assert session.scalar(select(Run.status).where(Run.name == "parted")) == "failed"
     resumed = train(parted, url=sqlite_url, resume=True)
@@ -122,7 +122,7 @@ def test_resume_after_an_interruption_matches_the_uninterrupted_run(data_dir, sq
 def test_rerunning_a_stopped_run_without_resume_is_refused(data_dir, sqlite_url):
     create_project("p", url=sqlite_url)
     with pytest.raises(Stop):
-        train(spec(data_dir), url=sqlite_url, on_checkpoint=lambda step, total: (_ for _ in ()).throw(Stop()))
+        train(spec(data_dir), url=sqlite_url, on_evaluation=lambda step, total: (_ for _ in ()).throw(Stop()))
     from engine.errors import TrainError
 
     with pytest.raises(TrainError, match="pass --resume"):
@@ -133,7 +133,8 @@ def test_sigkill_mid_run_is_marked_failed_and_resume_completes_without_duplicate
     create_project("p", url=sqlite_url)
     env = {**os.environ, "MIXPLAN_DATABASE_URL": sqlite_url, "MIXPLAN_HOME": str(tmp_path / "home")}
     args = ["--project", "p", "--data", data_dir, "--tokens", "150k", "--model", "micro", "--seq-len", "32",
-            "--mixture", "words=0.5,numbers=0.3,markup=0.2", "--name", "killed", "--evals", "30", "--threads", "1"]
+            "--mixture", "words=0.5,numbers=0.3,markup=0.2", "--name", "killed", "--evals", "30", "--threads", "1",
+            "--checkpoint-seconds", "0"]
     process = subprocess.Popen([sys.executable, "-c", "from engine.cli import main; main()", "train", *args],
                                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
