@@ -128,6 +128,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=4)
     ap.add_argument("--quick", action="store_true", help="fewer variants, for a smoke run")
+    ap.add_argument("--first-split", type=int, default=0,
+                    help="seed offset of the splits: tune on one range, confirm on another")
     args = ap.parse_args()
     domains, targets, x, y = load()
     n, k = x.shape
@@ -141,11 +143,8 @@ def main() -> None:
         variants.update({
             "plan, no trust/pessimism": OptimizerSettings(pessimism=0.0, trust_scale=np.inf),
             "plan, pessimism 0": OptimizerSettings(pessimism=0.0),
-            "plan, 30k samples": OptimizerSettings(n_samples=30000),
-            "plan, 30k, pessimism 2": OptimizerSettings(n_samples=30000, pessimism=2.0),
-            "plan, 30k, top-k 200": OptimizerSettings(n_samples=30000, top_k=200),
-            "plan, 30k, trust q0.75": OptimizerSettings(n_samples=30000, trust_quantile=0.75),
-            "plan, 30k, shortlist 3000": OptimizerSettings(n_samples=30000, shortlist=3000),
+            "plan, free contender": OptimizerSettings(free_contender=True),
+            "plan, trust x1.5": OptimizerSettings(trust_scale=1.5),
         })
     print(f"# plan_regmix  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  python {platform.python_version()}")
@@ -153,7 +152,7 @@ def main() -> None:
           f"unique tokens = Pile Table 1 GiB x 2^30 x {TOKENS_PER_BYTE} tokens/byte")
     rows = []
     timing = {}
-    for split in range(args.splits):
+    for split in range(args.first_split, args.first_split + args.splits):
         rng = np.random.default_rng(100 + split)
         perm = rng.permutation(n)
         plan_idx, judge_idx = perm[: n // 2], perm[n // 2:]
@@ -175,7 +174,7 @@ def main() -> None:
                 if name == "plan (default)":
                     for b in plan.baselines:
                         options[b.name] = np.array(list(b.mixture.values()))
-                    if split == 0:
+                    if split == args.first_split:
                         first_plan = plan
             raw = regmix_recipe(base, natural, np.random.default_rng(split))
             options["regmix recipe"] = raw
@@ -185,7 +184,7 @@ def main() -> None:
                 score = float(judge_targets(mixture)[0] @ weights)
                 rows.append({"split": split, "objective": obj_name, "option": name, "judge": score,
                              "within caps": bool(bounds.contains(mixture)[0])})
-            if split == 0:
+            if split == args.first_split:
                 _print_plan(first_plan, obj_name)
     df = pd.DataFrame(rows)
     table = df.pivot_table(index="option", columns="objective", values="judge", aggfunc="mean")

@@ -23,7 +23,7 @@ from engine.errors import FitError
 from engine.laws.base import LawBase, as_mixtures, check_fit_input
 
 T_BOUND = 50.0
-FLOOR_FRACTIONS = (0.05, 0.5, 0.9)  # starts: c = min(y) - f * range(y) * 2 ... see _starts
+FLOOR_FRACTIONS = (0.05, 0.5, 0.9)  # starting floors c = min(y) - range(y) * f / (2 (1 - f))
 
 
 class ExponentialLaw(LawBase):
@@ -105,6 +105,14 @@ def _model(p: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return theta[:, :1] + torch.exp(theta[:, 1:2] + t @ p.T)
 
 
+def _jacobian(p: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """(B, n, q) d model / d theta: 1, E, E * (p_j - mean_j p) with E = exp(log k + t.p)."""
+    t = theta[:, 2:] - theta[:, 2:].mean(dim=1, keepdim=True)
+    e = torch.exp(theta[:, 1:2] + t @ p.T)  # (B, n)
+    centred = p - p.mean(dim=1, keepdim=True)
+    return torch.cat([torch.ones_like(e)[..., None], e[..., None], e[..., None] * centred[None]], dim=2)
+
+
 def _starts(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """(S, B, 2 + k) starting points: for each floor c, weighted least squares of log(y - c) on p."""
     big = torch.finfo(y.dtype).max
@@ -145,10 +153,9 @@ def _fit_lm(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor, options: dict[str
         return resid, (ww * robust * resid**2).sum(1) + penalty
 
     for _ in range(int(options["iterations"])):
-        th = theta.detach().requires_grad_(True)
+        th = theta
         resid, loss = objective(th)
-        jac = torch.autograd.functional.jacobian(lambda t: ((_model(p, t) - yy) / scale[:, None]).sum(0), th,
-                                                 vectorize=True).permute(1, 0, 2)  # (B, n, q)
+        jac = _jacobian(p, theta) / scale[:, None, None]  # (B, n, q)
         with torch.no_grad():
             cut = options["huber"] * ((resid.abs() * ww).sum(1) / ww.sum(1)).clamp_min(1e-6)[:, None] * 1.4826
             robust = torch.where(resid.abs() <= cut, torch.ones_like(resid), cut / resid.abs().clamp_min(1e-300))

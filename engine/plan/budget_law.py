@@ -90,10 +90,6 @@ class BudgetAwareModel:
         """(B, m) objective per bootstrap refit."""
         return self.predict_targets_replicas(mixtures, budget_tokens) @ self.weights
 
-    def describe(self) -> dict:
-        return {"repetition": self.repetition.to_dict(), "token_law": self.token_law.to_dict(),
-                "model_params": self.model_params}
-
 
 def build_budget_model(
     dataset: Dataset,

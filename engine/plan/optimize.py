@@ -19,7 +19,7 @@ One search for every law (DESIGN.md 5):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -47,10 +47,10 @@ class OptimizerSettings:
     n_replica_optima: bootstrap refits re-optimised for the spread of the optimum.
     """
 
-    n_samples: int = 8000
+    n_samples: int = 30000
     n_local: int = 2000
     shortlist: int = 1000
-    top_k: int = 100
+    top_k: int = 200
     pessimism: float = 1.0
     trust_quantile: float = 0.5
     trust_scale: float = 1.0
@@ -69,8 +69,6 @@ class Optimum:
     replica_optima: np.ndarray  # (b, k)
     chosen_from: str  # "top-k mean", "gradient refinement" or the name of a fixed candidate
     trust: TrustRegion
-    candidates: np.ndarray = field(repr=False)  # (c, k) shortlisted candidates inside the region
-    candidate_scores: np.ndarray = field(repr=False)
 
 
 def sample_candidates(prior: np.ndarray, bounds: Bounds, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -172,8 +170,6 @@ def optimize(
         replica_optima=replica_optima,
         chosen_from=best_from,
         trust=trust,
-        candidates=short,
-        candidate_scores=scores,
     )
 
 

@@ -71,19 +71,6 @@ class RepetitionLaw:
         """Fresh-token worth of ``tokens`` (..., k) read from domains of ``unique_tokens`` (k,)."""
         return effective_tokens(tokens, unique_tokens, self.form, self.scale)
 
-    def marginal_value(self, tokens: np.ndarray, unique_tokens: np.ndarray) -> np.ndarray:
-        """d effective / d tokens at ``tokens`` (..., k): 1 while fresh, falling with each epoch."""
-        tokens = np.asarray(tokens, dtype=float)
-        unique = np.broadcast_to(np.asarray(unique_tokens, dtype=float), tokens.shape)
-        known = np.isfinite(unique) & (unique > 0)
-        safe_u = np.where(known, unique, 1.0)
-        epochs = tokens / safe_u
-        if self.form == "muennighoff":
-            value = np.where(epochs <= 1.0, 1.0, np.exp(-np.maximum(epochs - 1.0, 0.0) / self.scale))
-        else:
-            value = 0.5 ** (np.floor(np.maximum(epochs, 0.0)) / self.scale)
-        return np.where(known, value, 1.0)
-
 
 def effective_tokens(tokens: np.ndarray, unique_tokens: np.ndarray, form: str, scale: float) -> np.ndarray:
     tokens = np.asarray(tokens, dtype=float)

@@ -46,7 +46,7 @@ def planning_inputs(
     url: str | None = None,
 ) -> PlanningInputs:
     """Load the runs and the fitted objective model of ``project`` and wrap it for budgets."""
-    from engine.services.fits import load_objective_model  # the fit area's service
+    from engine.services.fits import load_objective_model, stored_fits  # the fit area's services
 
     with session_scope(url) as s:
         dataset = load_dataset(s, project)
@@ -54,7 +54,7 @@ def planning_inputs(
         raise InputError(f"project '{project}' has no complete runs.", hint="upload runs first (mixplan ingest).")
     base = load_objective_model(project, objective=objective, law=law, url=url)
     model = build_budget_model(dataset, base, repetition_form=repetition_form, model_params=model_params)
-    fit_ids = [int(i) for i in (getattr(base, "law_fit_ids", None) or [])]
+    fit_ids = [int(f.id) for f in stored_fits(project, objective=objective, url=url) if f.law == base.law]
     return PlanningInputs(model, PlanContext.from_dataset(dataset, model), objective, fit_ids)
 
 

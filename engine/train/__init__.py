@@ -1,0 +1,12 @@
+"""The proxy trainer: mixplan runs small-model trainings itself and writes their losses to the store.
+
+- ``data``:        per-domain text -> memory-mapped token files + held-out validation slices
+- ``model``:       a small GPT (pre-norm, scaled_dot_product_attention, tied embeddings), named sizes
+- ``loop``:        one run: mixture sampling, AdamW + warmup/cosine, evaluations, checkpoints, resume
+- ``aioli``:       Aioli online mixing (Chen et al. 2024): LearnParams + exponentiated-gradient update
+- ``design``:      sweep designs (Dirichlet around the token prior, as in RegMix) and budgets
+- ``executor``:    local worker processes for sweeps
+- ``records``:     run, target, measurement and job rows
+- ``jobs``:        heartbeats; stale running jobs become failed
+- ``demo_corpus``: a 3-domain corpus from text every Python installation has
+"""

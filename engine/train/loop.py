@@ -32,7 +32,7 @@ from engine.errors import InputError, TrainError
 from engine.train import records
 from engine.train.aioli import AioliOptions, AioliPolicy
 from engine.train.data import PreparedData, open_tokens, read_prepared
-from engine.train.model import GPT, config_for
+from engine.train.model import GPT, config_for, next_token_loss
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +185,7 @@ class Evaluator:
         model.eval()
         with self.autocast():
             logits = model(self.windows[:, :-1])
-        per_token = torch.nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), self.windows[:, 1:].reshape(-1), reduction="none"
-        ).view(len(self.windows), -1)
+        per_token = next_token_loss(logits, self.windows[:, 1:], reduction="none").view(len(self.windows), -1)
         per_window = per_token.mean(dim=1)
         model.train(was_training)
         return {name: float(per_window[self.owner == i].mean()) for i, name in enumerate(self.names)}
@@ -256,7 +254,7 @@ def _set_rng_states(states: dict, sampler: MixtureSampler, policy: AioliPolicy |
 
 
 class Trainer:
-    """One run's model, optimiser, sampler and mixing policy; ``run()`` trains it to the end."""
+    """One run's model, optimiser, sampler and mixing policy, stepped by :func:`train`."""
 
     def __init__(self, spec: TrainSpec, prepared: PreparedData | None = None) -> None:
         self.spec = spec
@@ -313,7 +311,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.total_steps, self.spec)
         with self.autocast():
-            loss = self.model.loss(x, y) if not self.spec.compile else self._compiled_loss(x, y)
+            loss = next_token_loss(self.model(x), y)  # self.model may be the torch.compile wrapper
         loss.backward()
         if self.spec.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.spec.grad_clip)
@@ -322,10 +320,6 @@ class Trainer:
         self.mixture_tokens += mixture * self.tokens_per_step
         self.step += 1
         return loss.detach()
-
-    def _compiled_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = self.model(x)
-        return torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))
 
     def state_dict(self) -> dict:
         return {
@@ -429,6 +423,8 @@ def _train_loop(trainer: Trainer, handle: records.RunHandle, path: Path, url: st
         trainer.train_step(trainer.mixture_for_step())
         if trainer.step in points:
             losses = trainer.evaluate()
+            log.info("%s: step %d/%d, %d tokens, validation loss %s", spec.name, trainer.step, total,
+                     trainer.step * trainer.tokens_per_step, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
             records.write_measurements(handle, trainer.step * trainer.tokens_per_step, losses,
                                        trainer.step / total, url)
             last_beat = time.monotonic()

@@ -130,8 +130,7 @@ class GPT(nn.Module):
         return self.head(self.ln_f(x))
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = self(idx)
-        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1))
+        return next_token_loss(self(idx), targets)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count (tied weights counted once); non-embedding drops both tables."""
@@ -141,6 +140,16 @@ class GPT(nn.Module):
         return total
 
     def flops_per_token(self) -> float:
-        """Training FLOPs per token: 6N plus attention's 12*L*d*T (PaLM appendix B / nanoGPT)."""
+        """Training FLOPs per token: 6N plus attention's 12*L*d*T (PaLM appendix B, as nanoGPT's MFU).
+
+        N counts every weight used in a matrix product, the tied output head included;
+        only the position table (a lookup) is left out.
+        """
         c = self.config
-        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.d_model * c.seq_len
+        matmul_params = self.num_params() - self.pos_emb.weight.numel()
+        return 6 * matmul_params + 12 * c.n_layer * c.d_model * c.seq_len
+
+
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of (batch, time, vocab) logits against (batch, time) targets, in float32."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction=reduction)

@@ -45,7 +45,7 @@ def test_goyal_halves_the_worth_of_each_epoch_every_tau():
     # epochs 1, 2, 3 are worth 1, 0.5**0.5, 0.5**1
     worth = effective_tokens(np.array([1.0, 2.0, 3.0, 2.5]), np.ones(4), "goyal", tau)
     assert worth == pytest.approx([1.0, 1 + 0.5 ** 0.5, 1 + 0.5 ** 0.5 + 0.5, 1 + 0.5 ** 0.5 + 0.5 * 0.5])
-    assert RepetitionLaw("goyal", tau).marginal_value(np.array([2.5]), unique)[0] == pytest.approx(0.5)
+    assert RepetitionLaw("goyal", tau).effective_tokens(np.array([3.0]), unique)[0] == pytest.approx(worth[2])
 
 
 def test_unknown_unique_tokens_never_repeat():

@@ -117,3 +117,31 @@ def test_cli_prepare_data_json(tmp_path, corpus, sqlite_url):
     assert json.loads(second.stdout)["status"] == "unchanged"
     bad = CliRunner().invoke(app, ["prepare-data", "--out", str(tmp_path / "o"), "nopath"])
     assert bad.exit_code == 2 and "NAME=PATH" in bad.output
+
+
+def test_a_local_hugging_face_tokenizer_json(tmp_path, corpus, monkeypatch):
+    tokenizers = pytest.importorskip("tokenizers", reason="the optional 'tokenizers' package (pip install tokenizers)")
+    # A word-level tokenizer trained here, saved as tokenizer.json: no download.
+    tokenizer = tokenizers.Tokenizer(tokenizers.models.WordLevel(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    trainer = tokenizers.trainers.WordLevelTrainer(special_tokens=["[UNK]"])
+    tokenizer.train_from_iterator(documents("code", 40) + documents("web", 6), trainer)
+    path = tmp_path / "tokenizer.json"
+    tokenizer.save(str(path))
+    prepared = prepare_data(tmp_path / "out", corpus, tokenizer_path=path)
+    assert prepared.tokenizer.startswith("hf:tokenizer.json:") and prepared.dtype == "uint16"
+    expected = sum(len(tokenizer.encode(d, add_special_tokens=False).ids) for d in documents("code", 40))
+    d = prepared.domains["code"]
+    assert d.train_tokens + d.val_tokens == expected
+    assert prepared.vocab_size == tokenizer.get_vocab_size()
+    assert expected < sum(len(doc.encode()) for doc in documents("code", 40)) / 3  # words, not bytes
+    assert np.asarray(open_tokens(prepared, "code", "train")).max() < prepared.vocab_size
+    # Switching tokenizer redoes every domain.
+    assert prepare_data(tmp_path / "out", corpus).domains["code"].status == "written"
+
+
+def test_a_tokenizer_json_without_the_package_is_a_clear_error(tmp_path, corpus, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "tokenizers", None)  # as if not installed
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(InputError, match="pip install tokenizers"):
+        prepare_data(tmp_path / "out", corpus, tokenizer_path=tmp_path / "tokenizer.json")

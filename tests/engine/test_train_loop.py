@@ -132,8 +132,8 @@ def test_rerunning_a_stopped_run_without_resume_is_refused(data_dir, sqlite_url)
 def test_sigkill_mid_run_is_marked_failed_and_resume_completes_without_duplicates(data_dir, tmp_path, sqlite_url):
     create_project("p", url=sqlite_url)
     env = {**os.environ, "MIXPLAN_DATABASE_URL": sqlite_url, "MIXPLAN_HOME": str(tmp_path / "home")}
-    args = ["--project", "p", "--data", data_dir, "--tokens", "150k", "--model", "micro", "--seq-len", "32",
-            "--mixture", "words=0.5,numbers=0.3,markup=0.2", "--name", "killed", "--evals", "30", "--threads", "1",
+    args = ["--project", "p", "--data", data_dir, "--tokens", "30k", "--model", "micro", "--seq-len", "32",
+            "--mixture", "words=0.5,numbers=0.3,markup=0.2", "--name", "killed", "--evals", "20", "--threads", "1",
             "--checkpoint-seconds", "0"]
     process = subprocess.Popen([sys.executable, "-c", "from engine.cli import main; main()", "train", *args],
                                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -160,7 +160,7 @@ def test_sigkill_mid_run_is_marked_failed_and_resume_completes_without_duplicate
         distinct = session.execute(select(Measurement.target_id, Measurement.tokens_seen).distinct()).all()
         assert session.scalar(select(Run.status)) == "complete"
         assert [j.state for j in session.scalars(select(Job).order_by(Job.id))] == ["failed", "done"]
-    assert count == len(distinct) == 3 * 30 >= killed_at
+    assert count == len(distinct) == 3 * 20 >= killed_at
 
 
 def test_measurement_writes_are_idempotent(db_url, tmp_path, data_dir):
@@ -186,3 +186,19 @@ def test_learning_rate_warms_up_then_decays_to_the_floor(data_dir):
     assert max(rates) == pytest.approx(1e-3)
     assert rates[-1] == pytest.approx(1e-4, rel=0.05)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+
+
+def test_named_model_sizes_and_flops():
+    from engine.errors import InputError
+    from engine.train.model import GPT, GPTConfig, config_for
+
+    params = {size: GPT(config_for(size, 256, 128)).num_params() for size in ("micro", "tiny", "small")}
+    assert 0.5e6 < params["tiny"] < 1.5e6 and 5e6 < params["small"] < 15e6 and params["micro"] < params["tiny"]
+    model = GPT(GPTConfig(vocab_size=256, seq_len=64, n_layer=2, n_head=2, d_model=32))
+    assert model.head.weight is model.tok_emb.weight  # tied
+    matmul = model.num_params() - 64 * 32  # all but the position table
+    assert model.flops_per_token() == 6 * matmul + 12 * 2 * 32 * 64
+    with pytest.raises(InputError, match="not divisible"):
+        GPTConfig(n_head=3, d_model=128)
+    with pytest.raises(InputError, match="unknown model size"):
+        config_for("huge", 256, 128)

@@ -1,0 +1,286 @@
+"""Gaussian-process mixing law on log-shares, with a linear mean.
+
+Loss falls steeply as a domain's share leaves zero and flattens after, so the
+inputs are ``f_j = log(p_j + eps)`` (standardised); the kernel is
+
+    k(p, q) = sf^2 * exp(-0.5 * sum_j (f_j(p) - f_j(q))^2 / l_j^2)     (ARD RBF)
+            + sb^2 / q * h(p).h(q) + 1                                    (linear mean, integrated out)
+            + sn^2 * [p == q]                                             (noise)
+
+with ``h = [p, f]`` standardised: a Bayesian linear model on shares and
+log-shares with a GP on top (Rasmussen & Williams 2006, Sec. 2.7). Hyper-
+parameters maximise the log marginal likelihood (their Eq. 5.8) with a weak
+log-normal prior on the length-scales so few runs stay well posed; gradients by
+the identity dNLL/dK = (K^-1 - a a^T) / 2 (their Eq. 5.9), so autograd only
+differentiates the kernel, not the Cholesky factor. To stay fast the likelihood
+is evaluated on a seeded subsample of at most ``max_hyper_runs`` runs; the
+posterior then uses all of them. Bootstrap refits keep the hyperparameters of
+the fit on all runs and resolve the posterior weights (counts enter as
+per-run noise ``sn^2 / count``).
+
+Smooth and finite everywhere on the simplex (``eps > 0``); far from the runs it
+reverts to the linear mean, which extrapolates.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from engine.errors import FitError
+from engine.laws.base import LawBase, as_mixtures, check_fit_input
+
+DTYPE = torch.float64
+NOISE_FLOOR = 1e-3  # in standard deviations of the target
+EXCLUDED_NOISE = 1e6  # a run outside a resample: its weight in the posterior is ~1e-12
+
+
+class GPLaw(LawBase):
+    name: ClassVar[str] = "gp"
+    smooth: ClassVar[bool] = True
+
+    def __init__(self, eps: float = 0.01, iterations: int = 60, learning_rate: float = 0.1,
+                 max_hyper_runs: int = 256, seed: int = 0) -> None:
+        self.eps = eps
+        self.iterations = iterations
+        self.learning_rate = learning_rate
+        self.max_hyper_runs = max_hyper_runs
+        self.seed = seed
+
+    def _options(self) -> dict[str, Any]:
+        return {"eps": self.eps, "iterations": self.iterations, "learning_rate": self.learning_rate,
+                "max_hyper_runs": self.max_hyper_runs, "seed": self.seed}
+
+    def fit(self, mixtures, y, *, tokens=None, model_params=None) -> "GPLaw":
+        y = np.asarray(y, dtype=float)
+        law = self.fit_batch(np.asarray(mixtures, dtype=float), y[:, None], np.ones((1, len(y))),
+                             options=self._options())[0][0]
+        self.__dict__.update({k: v for k, v in law.__dict__.items() if k.endswith("_")})
+        return self
+
+    # -- fitting -------------------------------------------------------------------------------
+
+    @classmethod
+    def fit_batch(cls, mixtures, targets, weights, *, options=None, hyper: list[list["GPLaw"]] | None = None):
+        """Fit every (weight row, target); with ``hyper`` ([r][i] or [0][i] laws) reuse their hyperparameters."""
+        options = {**cls()._options(), **(options or {})}
+        mixtures = np.asarray(mixtures, dtype=float)
+        targets = np.asarray(targets, dtype=float)
+        weights = np.asarray(weights, dtype=float)
+        observed = np.isfinite(targets)
+        n_rep, n_tgt = len(weights), targets.shape[1]
+        for r in range(n_rep):
+            for i in range(n_tgt):
+                check_fit_input(cls.name, mixtures, np.where(observed[:, i], targets[:, i], 0.0),
+                                weights[r] * observed[:, i])
+        out: list[list[GPLaw]] = []
+        for r in range(n_rep):
+            active = weights[r] > 0
+            rows = np.flatnonzero(active) if hyper is None else np.arange(len(mixtures))
+            w = weights[r, rows]
+            basis = _Basis.from_training(mixtures[rows], options["eps"])
+            feats, design = basis.features(mixtures[rows]), basis.design(mixtures[rows])
+            y_raw = targets[rows]
+            obs = observed[rows] & (w > 0)[:, None]
+            y_mean = np.array([y_raw[obs[:, i], i].mean() for i in range(n_tgt)])
+            y_std = np.array([max(y_raw[obs[:, i], i].std(), 1e-12) for i in range(n_tgt)])
+            y_std_t = np.where(obs, (np.where(obs, y_raw, 0.0) - y_mean) / y_std, 0.0).T  # (t, n)
+            counts = np.where(obs.T, w[None, :], 0.0)  # (t, n)
+            if hyper is None:
+                hyp = _optimise(feats, design, y_std_t, counts, options)
+            else:
+                source = hyper[r] if len(hyper) > 1 else hyper[0]
+                hyp = {key: np.stack([law.hyper_[key] for law in source]) for key in ("log_ls", "log_sf", "log_sb", "log_sn")}
+            alpha = _posterior_weights(feats, design, y_std_t, counts, hyp)
+            row = []
+            for i in range(n_tgt):
+                law = cls(**options)
+                law.basis_ = basis
+                law.train_features_ = feats
+                law.train_design_ = design
+                law.hyper_ = {key: np.asarray(value[i], dtype=float) for key, value in hyp.items()}
+                law.alpha_ = alpha[i]
+                law.y_mean_, law.y_std_ = float(y_mean[i]), float(y_std[i])
+                if not (np.isfinite(law.alpha_).all() and all(np.isfinite(v).all() for v in law.hyper_.values())):
+                    raise FitError("gp: the fit produced non-finite parameters.")
+                row.append(law)
+            out.append(row)
+        return out
+
+    # -- prediction ----------------------------------------------------------------------------
+
+    def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:
+        p = torch.as_tensor(as_mixtures(mixtures, self.basis_.k), dtype=DTYPE)
+        with torch.no_grad():
+            return self.predict_torch(p).numpy()
+
+    def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        return self._cross_kernel(mixtures) @ torch.as_tensor(self.alpha_, dtype=mixtures.dtype) * self.y_std_ + self.y_mean_
+
+    def _cross_kernel(self, mixtures: torch.Tensor) -> torch.Tensor:
+        feats = self.basis_.features_torch(mixtures)
+        design = self.basis_.design_torch(mixtures)
+        hyp = {k: torch.as_tensor(v, dtype=mixtures.dtype)[None] for k, v in self.hyper_.items()}
+        train_f = torch.as_tensor(self.train_features_, dtype=mixtures.dtype)
+        train_h = torch.as_tensor(self.train_design_, dtype=mixtures.dtype)
+        return _kernel(feats, train_f, design, train_h, hyp)[0]
+
+    # -- storage -------------------------------------------------------------------------------
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {**self._options(), "basis": self.basis_.params,
+                "train_features": self.train_features_.tolist(), "train_design": self.train_design_.tolist(),
+                "hyper": {k: np.atleast_1d(v).tolist() for k, v in self.hyper_.items()},
+                "alpha": self.alpha_.tolist(), "y_mean": self.y_mean_, "y_std": self.y_std_}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "GPLaw":
+        law = cls(**{k: params[k] for k in cls()._options()})
+        law.basis_ = _Basis.from_params(params["basis"])
+        law.train_features_ = np.asarray(params["train_features"], dtype=float)
+        law.train_design_ = np.asarray(params["train_design"], dtype=float)
+        law.hyper_ = {k: np.asarray(v, dtype=float) if k == "log_ls" else np.asarray(v[0], dtype=float)
+                      for k, v in params["hyper"].items()}
+        law.alpha_ = np.asarray(params["alpha"], dtype=float)
+        law.y_mean_, law.y_std_ = float(params["y_mean"]), float(params["y_std"])
+        return law
+
+    @classmethod
+    def pack_replicas(cls, laws: list["GPLaw"]) -> dict[str, Any]:
+        """Refits share inputs and hyperparameters: store those once and each refit's weights (float32)."""
+        shared = laws[0].params
+        shared.pop("alpha")
+        alphas = np.stack([law.alpha_ for law in laws]).astype(np.float32)
+        return {"shared": shared, "y": [[law.y_mean_, law.y_std_] for law in laws],
+                "alphas_f32": base64.b64encode(alphas.tobytes()).decode("ascii"), "shape": list(alphas.shape)}
+
+    @classmethod
+    def unpack_replicas(cls, packed: dict[str, Any]) -> "GPReplicas":
+        alphas = np.frombuffer(base64.b64decode(packed["alphas_f32"]), dtype=np.float32).reshape(packed["shape"])
+        base = cls.from_params({**packed["shared"], "alpha": alphas[0].astype(float).tolist()})
+        return GPReplicas(base, alphas.astype(float), np.asarray(packed["y"], dtype=float))
+
+
+class GPReplicas:
+    """B refits of one GP target: one cross-kernel, B weight vectors."""
+
+    def __init__(self, base: GPLaw, alphas: np.ndarray, y_scale: np.ndarray) -> None:
+        self.base, self.alphas, self.y_scale = base, alphas, y_scale
+
+    def predict(self, mixtures: np.ndarray) -> np.ndarray:
+        p = torch.as_tensor(as_mixtures(mixtures, self.base.basis_.k), dtype=DTYPE)
+        with torch.no_grad():
+            cross = self.base._cross_kernel(p).numpy()  # (m, n)
+        return (self.alphas @ cross.T) * self.y_scale[:, 1:2] + self.y_scale[:, :1]
+
+
+class _Basis:
+    """Log-share features and the linear-mean design, standardised on the training runs."""
+
+    def __init__(self, eps: float, f_mean, f_std, h_mean, h_std) -> None:
+        self.eps = eps
+        self.f_mean, self.f_std = np.asarray(f_mean, float), np.asarray(f_std, float)
+        self.h_mean, self.h_std = np.asarray(h_mean, float), np.asarray(h_std, float)
+        self.k = len(self.f_mean)
+
+    @classmethod
+    def from_training(cls, mixtures: np.ndarray, eps: float) -> "_Basis":
+        logs = np.log(mixtures + eps)
+        raw = np.hstack([mixtures, logs])
+        return cls(eps, logs.mean(0), logs.std(0) + 1e-9, raw.mean(0), raw.std(0) + 1e-9)
+
+    def features(self, mixtures: np.ndarray) -> np.ndarray:
+        return (np.log(mixtures + self.eps) - self.f_mean) / self.f_std
+
+    def design(self, mixtures: np.ndarray) -> np.ndarray:
+        return (np.hstack([mixtures, np.log(mixtures + self.eps)]) - self.h_mean) / self.h_std
+
+    def features_torch(self, p: torch.Tensor) -> torch.Tensor:
+        return (torch.log(p.clamp_min(0) + self.eps) - torch.as_tensor(self.f_mean, dtype=p.dtype)) / torch.as_tensor(self.f_std, dtype=p.dtype)
+
+    def design_torch(self, p: torch.Tensor) -> torch.Tensor:
+        raw = torch.cat([p, torch.log(p.clamp_min(0) + self.eps)], dim=-1)
+        return (raw - torch.as_tensor(self.h_mean, dtype=p.dtype)) / torch.as_tensor(self.h_std, dtype=p.dtype)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"eps": self.eps, "f_mean": self.f_mean.tolist(), "f_std": self.f_std.tolist(),
+                "h_mean": self.h_mean.tolist(), "h_std": self.h_std.tolist()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "_Basis":
+        return cls(params["eps"], params["f_mean"], params["f_std"], params["h_mean"], params["h_std"])
+
+
+def _kernel(fa: torch.Tensor, fb: torch.Tensor, ha: torch.Tensor, hb: torch.Tensor, hyp: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(t, a, b) kernel without noise for hyperparameters batched over targets t."""
+    ls = hyp["log_ls"].exp()  # (t, d)
+    a = fa[None] / ls[:, None, :]
+    b = fb[None] / ls[:, None, :]
+    d2 = (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2 * a @ b.transpose(1, 2)
+    rbf = (2 * hyp["log_sf"]).exp()[:, None, None] * torch.exp(-0.5 * d2.clamp_min(0))
+    linear = (2 * hyp["log_sb"]).exp()[:, None, None] / ha.shape[1] * (ha @ hb.T)[None]
+    return rbf + linear + 1.0
+
+
+def _noise(hyp: dict[str, torch.Tensor], counts: torch.Tensor) -> torch.Tensor:
+    """(t, n) per-run noise variance: sn^2 / count, huge where a run is left out."""
+    sn2 = (hyp["log_sn"].exp() + NOISE_FLOOR)[:, None] ** 2
+    return torch.where(counts > 0, sn2 / counts.clamp_min(1e-12), torch.full_like(counts, EXCLUDED_NOISE))
+
+
+def _optimise(feats, design, y, counts, options) -> dict[str, np.ndarray]:
+    """Type-II maximum likelihood of the hyperparameters of every target at once (Adam)."""
+    n, d = feats.shape
+    t = y.shape[0]
+    rng = np.random.default_rng(options["seed"])
+    subset = np.sort(rng.permutation(n)[: int(options["max_hyper_runs"])])
+    f = torch.as_tensor(feats[subset], dtype=DTYPE)
+    h = torch.as_tensor(design[subset], dtype=DTYPE)
+    yy = torch.as_tensor(y[:, subset], dtype=DTYPE)
+    cc = torch.as_tensor(counts[:, subset], dtype=DTYPE)
+    prior_centre = float(np.log(np.sqrt(d)))
+    hyp = {"log_ls": torch.full((t, d), prior_centre, dtype=DTYPE), "log_sf": torch.zeros(t, dtype=DTYPE),
+           "log_sb": torch.zeros(t, dtype=DTYPE), "log_sn": torch.full((t,), float(np.log(0.1)), dtype=DTYPE)}
+    for value in hyp.values():
+        value.requires_grad_(True)
+    optimiser = torch.optim.Adam(list(hyp.values()), lr=float(options["learning_rate"]))
+    eye = torch.eye(len(subset), dtype=DTYPE)
+    for _ in range(int(options["iterations"])):
+        optimiser.zero_grad()
+        kernel = _kernel(f, f, h, h, hyp) + torch.diag_embed(_noise(hyp, cc))
+        with torch.no_grad():
+            chol, info = torch.linalg.cholesky_ex(kernel)
+            if bool((info != 0).any()):
+                chol, _ = torch.linalg.cholesky_ex(kernel + 1e-6 * eye)
+            alpha = torch.cholesky_solve(yy[:, :, None], chol)
+            grad_k = 0.5 * (torch.cholesky_inverse(chol) - alpha @ alpha.transpose(1, 2))
+        # Surrogate whose gradient is the marginal likelihood's; plus the log-normal prior on length-scales.
+        surrogate = (grad_k * kernel).sum() + 0.5 * (((hyp["log_ls"] - prior_centre) / 1.5) ** 2).sum()
+        surrogate.backward()
+        optimiser.step()
+        with torch.no_grad():
+            hyp["log_ls"].clamp_(-3.0, 6.0)
+            hyp["log_sn"].clamp_(-9.0, 2.0)
+            hyp["log_sf"].clamp_(-6.0, 3.0)
+            hyp["log_sb"].clamp_(-6.0, 3.0)
+    return {k: v.detach().numpy() for k, v in hyp.items()}
+
+
+def _posterior_weights(feats, design, y, counts, hyp) -> np.ndarray:
+    """(t, n) K^-1 y for every target."""
+    f = torch.as_tensor(feats, dtype=DTYPE)
+    h = torch.as_tensor(design, dtype=DTYPE)
+    hyp_t = {k: torch.as_tensor(v, dtype=DTYPE) for k, v in hyp.items()}
+    with torch.no_grad():
+        kernel = _kernel(f, f, h, h, hyp_t) + torch.diag_embed(_noise(hyp_t, torch.as_tensor(counts, dtype=DTYPE)))
+        chol, info = torch.linalg.cholesky_ex(kernel)
+        if bool((info != 0).any()):
+            chol, info = torch.linalg.cholesky_ex(kernel + 1e-6 * torch.eye(len(f), dtype=DTYPE))
+            if bool((info != 0).any()):
+                raise FitError("gp: the kernel matrix is not positive definite even with jitter.")
+        return torch.cholesky_solve(torch.as_tensor(y, dtype=DTYPE)[:, :, None], chol)[..., 0].numpy()

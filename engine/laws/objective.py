@@ -1,0 +1,102 @@
+"""Objectives (one target, the mean of all, a weighted sum) and the fitted model the planner uses.
+
+An objective is always lower-is-better: a "higher is better" target (accuracy)
+enters with a negative weight. A combined objective is predicted by fitting each
+target on its own and combining the predictions; on the RegMix runs this beats
+fitting the averaged loss directly (issue 4: 5-fold Spearman 0.986 vs 0.953).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.errors import InputError
+from engine.laws.base import ReplicaPredictor, as_mixtures
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """targets and their weights (sign folded in); ``key`` names it in the store and on screen."""
+
+    key: str
+    targets: list[str]
+    weights: np.ndarray
+
+
+def parse_objective(objective: str | dict[str, float] | None, targets: list[str], directions: list[str]) -> ObjectiveSpec:
+    """``"mean"``, a target name, ``"a=0.7,b=0.3"`` or ``{"a": 0.7, "b": 0.3}`` -> :class:`ObjectiveSpec`."""
+    if not targets:
+        raise InputError("the project has no evaluation targets.", hint="upload runs with at least one metric column.")
+    sign = {t: (-1.0 if d == "higher" else 1.0) for t, d in zip(targets, directions)}
+    objective = "mean" if objective is None or objective == "" else objective
+    if isinstance(objective, str) and objective in targets:
+        return ObjectiveSpec(objective, [objective], np.array([sign[objective]]))
+    if isinstance(objective, str) and objective == "mean":
+        return ObjectiveSpec("mean", list(targets), np.array([sign[t] / len(targets) for t in targets]))
+    if isinstance(objective, str):
+        objective = _parse_weights(objective, targets)
+    unknown = [t for t in objective if t not in sign]
+    if unknown:
+        raise InputError(f"unknown target(s) in the objective: {', '.join(unknown)}.",
+                         hint=f"use 'mean', one of {', '.join(targets)}, or 'target=weight,...'.")
+    chosen = [t for t in targets if objective.get(t, 0.0) != 0.0]
+    if not chosen:
+        raise InputError("the weighted objective gives every target weight 0.", hint="give some target a weight.")
+    weights = np.array([sign[t] * float(objective[t]) for t in chosen])
+    key = "weighted:" + ",".join(f"{t}={float(objective[t]):g}" for t in chosen)
+    return ObjectiveSpec(key, chosen, weights)
+
+
+def _parse_weights(text: str, targets: list[str]) -> dict[str, float]:
+    body = text[len("weighted:"):] if text.startswith("weighted:") else text
+    if "=" not in body:
+        raise InputError(f"unknown objective '{text}'.",
+                         hint=f"use 'mean', one of {', '.join(targets)}, or 'target=weight,...'.")
+    out = {}
+    for part in body.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"the weight of '{name.strip()}' in the objective is not a number: '{value}'.",
+                             hint="write weights like 'pile_cc=0.7,arxiv=0.3'.") from None
+    return out
+
+
+class FittedObjective:
+    """:class:`engine.laws.base.ObjectiveModel`: per-target laws, combined, with bootstrap replicas."""
+
+    def __init__(self, law: str, smooth: bool, spec: ObjectiveSpec, domains: list[str], laws: list[Any],
+                 replicas: list[ReplicaPredictor]) -> None:
+        self.law = law
+        self.smooth = smooth
+        self.objective = spec.key
+        self.targets = list(spec.targets)
+        self.weights = np.asarray(spec.weights, dtype=float)
+        self.domains = list(domains)
+        self.laws = laws
+        self.replicas = replicas
+
+    def predict_targets(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
+        p = as_mixtures(mixtures, len(self.domains))
+        return np.stack([law.predict(p) for law in self.laws], axis=1)
+
+    def predict(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
+        return self.predict_targets(mixtures) @ self.weights
+
+    def predict_targets_replicas(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
+        p = as_mixtures(mixtures, len(self.domains))
+        return np.stack([rep.predict(p) for rep in self.replicas], axis=2)
+
+    def grad(self, mixtures: np.ndarray) -> np.ndarray:
+        """(m, k) gradient of the objective with respect to the shares (smooth laws only; torch autograd)."""
+        if not self.smooth:
+            raise TypeError(f"law '{self.law}' is not smooth: it has no gradient.")
+        p = torch.as_tensor(as_mixtures(mixtures, len(self.domains)), dtype=torch.float64).clone().requires_grad_(True)
+        total = sum(float(w) * law.predict_torch(p) for w, law in zip(self.weights, self.laws))
+        total.sum().backward()
+        return p.grad.numpy()

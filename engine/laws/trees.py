@@ -1,0 +1,74 @@
+"""Boosted regression trees on the shares (RegMix, Liu et al. 2024, Sec. 3.2), with LightGBM.
+
+Default settings are RegMix's own (sail-sg/regmix, ``regression_fitting/regression.ipynb``,
+"Fitting" cell): ``boosting_type="gbdt"``, ``objective="regression"``,
+``num_iterations=1000``, ``learning_rate=1e-2``, ``seed=42``. (RegMix also stops early
+on a held-out split; we do not, since that split would be a CV fold's test runs.)
+The one change: LightGBM's ``min_data_in_leaf`` default of 20 is lowered to
+``n // 20`` (at least 2) when there are fewer than 400 runs, else a 30-run project
+gets a tree with one split.
+
+Not smooth (piecewise constant: no gradient, no extrapolation), and 1,300 refits
+would be too slow, so this law's intervals come from its held-out CV residuals
+(``bootstrap_refits = False``; see :mod:`engine.laws.bootstrap`).
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from typing import Any, ClassVar
+
+import lightgbm
+import numpy as np
+
+from engine.laws.base import LawBase, as_mixtures, check_fit_input
+
+REGMIX_PARAMS: dict[str, Any] = {
+    "boosting_type": "gbdt",
+    "objective": "regression",
+    "learning_rate": 1e-2,
+    "seed": 42,
+    "verbosity": -1,
+}
+REGMIX_ROUNDS = 1000
+
+
+class LightGBMLaw(LawBase):
+    name: ClassVar[str] = "lightgbm"
+    smooth: ClassVar[bool] = False
+    bootstrap_refits: ClassVar[bool] = False
+
+    def __init__(self, rounds: int = REGMIX_ROUNDS, learning_rate: float = 1e-2, threads: int = 1) -> None:
+        self.rounds = rounds
+        self.learning_rate = learning_rate
+        self.threads = threads
+
+    def fit(self, mixtures, y, *, tokens=None, model_params=None) -> "LightGBMLaw":
+        mixtures = np.asarray(mixtures, dtype=float)
+        y = np.asarray(y, dtype=float)
+        check_fit_input(self.name, mixtures, y)
+        params = {**REGMIX_PARAMS, "learning_rate": self.learning_rate, "num_threads": self.threads,
+                  "min_data_in_leaf": 20 if len(y) >= 400 else max(2, len(y) // 20),
+                  "min_data_in_bin": 1 if len(y) < 100 else 3}
+        self.booster_ = lightgbm.train(params, lightgbm.Dataset(mixtures, y, params={"verbosity": -1}),
+                                       num_boost_round=self.rounds)
+        self.k_ = mixtures.shape[1]
+        return self
+
+    def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:
+        return np.asarray(self.booster_.predict(as_mixtures(mixtures, self.k_)), dtype=float)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        model = zlib.compress(self.booster_.model_to_string().encode("utf-8"), 6)
+        return {"rounds": self.rounds, "learning_rate": self.learning_rate, "threads": self.threads,
+                "k": self.k_, "model_zlib_b64": base64.b64encode(model).decode("ascii")}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "LightGBMLaw":
+        law = cls(rounds=params["rounds"], learning_rate=params["learning_rate"], threads=params["threads"])
+        text = zlib.decompress(base64.b64decode(params["model_zlib_b64"])).decode("utf-8")
+        law.booster_ = lightgbm.Booster(model_str=text)
+        law.k_ = int(params["k"])
+        return law

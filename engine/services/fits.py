@@ -1,0 +1,436 @@
+"""Fit, compare, select and reuse mixing laws for a project's objective.
+
+``fit_project`` fits every requested law per target of the objective, with
+K-fold CV (figures on the combined objective) and bootstrap refits, and stores
+one ``law_fit`` row per law; a row with the same law, objective, options and
+data hash is reused instead of refitted. The project's default law per
+objective is the one with the best CV figures (:func:`choose_default`) unless the
+user set one (``Project.law_overrides``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from engine.errors import FitError, InputError
+from engine.ingest.names import RUN_ID_COLUMNS, find_column, mixture_role, shared_prefix
+from engine.laws.bootstrap import OffsetReplicas, bootstrap_counts, interval, residual_offsets
+from engine.laws.cv import cross_validated_predictions, fold_ids, metrics
+from engine.laws.objective import FittedObjective, ObjectiveSpec, parse_objective
+from engine.laws.registry import DEFAULT_LAWS, mixture_law
+from engine.store import session_scope
+from engine.store.dataset import Dataset, load_dataset
+from engine.store.models import LawFit, Project
+
+log = logging.getLogger(__name__)
+
+FIT_VERSION = 1  # bump when a law's fitting changes, so stored fits are not reused across versions
+SPEARMAN_TIE = 0.002  # laws this close in Spearman count as tied; the lower MAE wins
+
+
+@dataclass(frozen=True)
+class LawRow:
+    law: str
+    smooth: bool
+    spearman: float
+    pearson: float
+    mae: float
+    rmse: float
+    top1_rank: int
+    top1_gap: float
+    seconds: float
+    reused: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FitReport:
+    project: str
+    objective: str
+    data_hash: str
+    n_runs: int
+    rows: list[LawRow]
+    default_law: str | None
+    overridden: bool = False
+
+
+@dataclass(frozen=True)
+class PredictionTable:
+    """Predicted objective (and targets) of candidate mixtures, with 90% bootstrap intervals."""
+
+    law: str
+    objective: str
+    names: list[str]
+    domains: list[str]
+    mixtures: np.ndarray
+    predicted: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    targets: list[str]
+    predicted_targets: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_default(rows: list[LawRow]) -> str | None:
+    """Best held-out Spearman; laws within SPEARMAN_TIE of it are tied and the lowest MAE wins."""
+    ok = [r for r in rows if r.error is None and np.isfinite(r.mae)]
+    if not ok:
+        return None
+    best = max(r.spearman for r in ok)
+    tied = [r for r in ok if r.spearman >= best - SPEARMAN_TIE]
+    return min(tied, key=lambda r: (r.mae, -r.spearman)).law
+
+
+def _options(folds: int, bootstrap: int, seed: int) -> dict[str, Any]:
+    return {"folds": int(folds), "bootstrap": int(bootstrap), "seed": int(seed), "version": FIT_VERSION}
+
+
+def _law_options(law_cls, seed: int) -> dict[str, Any]:
+    return {"seed": seed} if "seed" in law_cls.__init__.__code__.co_varnames else {}
+
+
+def _project_row(session, name: str) -> Project:
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        raise InputError(f"no project named '{name}'.", hint="list projects with `mixplan projects`.")
+    return project
+
+
+def _row_from_fit(fit: LawFit, reused: bool) -> LawRow:
+    m = fit.cv_metrics
+    return LawRow(fit.law, bool(fit.params.get("smooth")), m["spearman"], m["pearson"], m["mae"], m["rmse"],
+                  m["top1_rank"], m["top1_gap"], fit.seconds, reused)
+
+
+def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, bootstrap: int = 100,
+            seed: int = 0) -> dict[str, Any]:
+    """Fit one law on every target of ``spec``: CV, full fit, replicas. Returns the columns of a LawFit row."""
+    law_cls = mixture_law(law)
+    options = _law_options(law_cls, seed)
+    columns = [dataset.target_index(t) for t in spec.targets]
+    targets = dataset.final[:, columns]
+    mixtures = dataset.mixtures
+    started = time.perf_counter()
+    ids = fold_ids(len(mixtures), folds, seed)
+    held_out, _ = cross_validated_predictions(law_cls, options, mixtures, targets, ids)
+    full = law_cls.fit_batch(mixtures, targets, np.ones((1, len(mixtures))), options=options)[0]
+    if law_cls.bootstrap_refits and bootstrap > 0:
+        counts = bootstrap_counts(len(mixtures), bootstrap, seed)
+        extra = {"hyper": [full]} if law == "gp" else {}
+        refits = law_cls.fit_batch(mixtures, targets, counts, options=options, **extra)
+        packed = [law_cls.pack_replicas([row[i] for row in refits]) for i in range(len(columns))]
+        replicas = {"kind": "refits", "per_target": packed}
+    else:
+        offsets = [residual_offsets(targets[:, i], held_out[:, i], max(bootstrap, 1)).tolist() for i in range(len(columns))]
+        replicas = {"kind": "cv_residuals", "offsets": offsets}
+    seconds = time.perf_counter() - started
+    actual = targets @ spec.weights
+    predicted = held_out @ spec.weights
+    figures = metrics(actual, predicted).as_dict()
+    figures["per_target"] = {t: metrics(targets[:, i], held_out[:, i]).as_dict() for i, t in enumerate(spec.targets)}
+    return {
+        "params": {"law": law, "smooth": law_cls.smooth, "targets": spec.targets, "weights": spec.weights.tolist(),
+                   "domains": dataset.domains, "per_target": [m.params for m in full]},
+        "cv_metrics": figures,
+        "cv_predictions": {"runs": dataset.run_names, "fold": ids.tolist(), "actual": _json(actual),
+                           "predicted": _json(predicted), "per_target": {t: _json(held_out[:, i]) for i, t in enumerate(spec.targets)}},
+        "bootstrap": replicas,
+        "seconds": seconds,
+    }
+
+
+def _json(values: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=float)]
+
+
+def fit_project(project: str, *, objective: str | dict[str, float] = "mean", laws: list[str] | None = None,
+                folds: int = 5, bootstrap: int = 100, seed: int = 0, url: str | None = None) -> FitReport:
+    """Fit (or reuse) every requested law for ``objective``; store the fits; report CV figures and the default."""
+    laws = list(laws or DEFAULT_LAWS)
+    for name in laws:
+        mixture_law(name)
+    with session_scope(url) as s:
+        dataset = load_dataset(s, project)
+        project_row = _project_row(s, project)
+        spec = parse_objective(objective, dataset.targets, dataset.directions)
+        overrides = dict(project_row.law_overrides or {})
+        project_id = project_row.id
+    if dataset.n_runs == 0:
+        raise FitError(f"project '{project}' has no complete runs to fit. Fix: upload runs first.")
+    options = _options(folds, bootstrap, seed)
+    rows: list[LawRow] = []
+    for name in laws:
+        with session_scope(url) as s:
+            stored = _stored_fit(s, project_id, name, spec.key, dataset.data_hash, options)
+            if stored is not None:
+                rows.append(_row_from_fit(stored, reused=True))
+                continue
+        try:
+            doc = fit_law(dataset, spec, name, folds=folds, bootstrap=bootstrap, seed=seed)
+        except FitError as exc:
+            log.warning("law %s failed on %s: %s", name, project, exc)
+            rows.append(LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
+                               float("nan"), 0, float("nan"), 0.0, False, error=str(exc)))
+            continue
+        with session_scope(url) as s:
+            fit = LawFit(project_id=project_id, law=name, objective=spec.key, options=options,
+                         data_hash=dataset.data_hash, **doc)
+            s.add(fit)
+            s.flush()
+            rows.append(_row_from_fit(fit, reused=False))
+    override = overrides.get(spec.key)
+    default = override if override in laws and any(r.law == override and r.error is None for r in rows) else choose_default(rows)
+    return FitReport(project, spec.key, dataset.data_hash, dataset.n_runs, rows, default, overridden=default == override)
+
+
+def _stored_fit(session, project_id: int, law: str, objective: str, data_hash: str,
+                options: dict[str, Any] | None) -> LawFit | None:
+    query = (select(LawFit).where(LawFit.project_id == project_id, LawFit.law == law, LawFit.objective == objective,
+                                  LawFit.data_hash == data_hash).order_by(LawFit.id.desc()))
+    for fit in session.scalars(query):
+        if options is None or fit.options == options:
+            return fit
+    return None
+
+
+def stored_fits(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None) -> list[LawFit]:
+    """The newest stored fit of each law for ``objective`` on the project's current data (detached rows)."""
+    with session_scope(url) as s:
+        dataset = load_dataset(s, project)
+        spec = parse_objective(objective, dataset.targets, dataset.directions)
+        project_id = _project_row(s, project).id
+        fits = s.scalars(select(LawFit).where(LawFit.project_id == project_id, LawFit.objective == spec.key,
+                                              LawFit.data_hash == dataset.data_hash).order_by(LawFit.id.desc())).all()
+        newest: dict[str, LawFit] = {}
+        for fit in fits:
+            newest.setdefault(fit.law, fit)
+        return list(newest.values())
+
+
+def model_from_fit(fit: LawFit | dict[str, Any]) -> FittedObjective:
+    """Rebuild the fitted objective model (laws and replicas) from a stored row's params and bootstrap."""
+    params = fit.params if isinstance(fit, LawFit) else fit["params"]
+    boot = fit.bootstrap if isinstance(fit, LawFit) else fit["bootstrap"]
+    law_cls = mixture_law(params["law"])
+    laws = [law_cls.from_params(p) for p in params["per_target"]]
+    if boot.get("kind") == "refits":
+        replicas = [law_cls.unpack_replicas(packed) for packed in boot["per_target"]]
+    else:
+        replicas = [OffsetReplicas(law, np.asarray(off)) for law, off in zip(laws, boot.get("offsets", [[0.0]] * len(laws)))]
+    spec = ObjectiveSpec(fit.objective if isinstance(fit, LawFit) else fit.get("objective", ""), params["targets"],
+                         np.asarray(params["weights"], dtype=float))
+    return FittedObjective(params["law"], bool(params["smooth"]), spec, params["domains"], laws, replicas)
+
+
+def load_objective_model(project: str, *, objective: str | dict[str, float] = "mean", law: str | None = None,
+                         url: str | None = None) -> FittedObjective:
+    """The project's default law for ``objective`` (or ``law``), rebuilt from the store; fitted first if absent."""
+    fits = {f.law: f for f in stored_fits(project, objective=objective, url=url)}
+    if law is not None:
+        mixture_law(law)
+    wanted_missing = (law is not None and law not in fits) or not fits
+    if wanted_missing:
+        report = fit_project(project, objective=objective, laws=[law] if law else None, url=url)
+        fits = {f.law: f for f in stored_fits(project, objective=objective, url=url)}
+        chosen = law or report.default_law
+    else:
+        chosen = law or default_law(project, objective=objective, url=url, fits=list(fits.values()))
+    if chosen is None or chosen not in fits:
+        raise FitError(f"no law could be fitted for objective '{objective}' of project '{project}'.")
+    return model_from_fit(fits[chosen])
+
+
+def default_law(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
+                fits: list[LawFit] | None = None) -> str | None:
+    """The user's override for this objective if set, else the best stored law by CV figures."""
+    fits = fits if fits is not None else stored_fits(project, objective=objective, url=url)
+    with session_scope(url) as s:
+        dataset = load_dataset(s, project)
+        spec = parse_objective(objective, dataset.targets, dataset.directions)
+        override = (_project_row(s, project).law_overrides or {}).get(spec.key)
+    if override and any(f.law == override for f in fits):
+        return override
+    return choose_default([_row_from_fit(f, reused=True) for f in fits])
+
+
+def set_default_law(project: str, objective: str | dict[str, float], law: str | None, url: str | None = None) -> str:
+    """Make ``law`` the project's law for ``objective`` (None: back to the CV winner). Returns the objective key."""
+    if law is not None:
+        mixture_law(law)
+    with session_scope(url) as s:
+        dataset = load_dataset(s, project)
+        spec = parse_objective(objective, dataset.targets, dataset.directions)
+        row = _project_row(s, project)
+        overrides = dict(row.law_overrides or {})
+        if law is None:
+            overrides.pop(spec.key, None)
+        else:
+            overrides[spec.key] = law
+        row.law_overrides = overrides  # a new dict, so SQLAlchemy sees the change
+    return spec.key
+
+
+# -- candidate mixtures ---------------------------------------------------------------------------
+
+
+def read_mixtures_csv(path: str | Path, domains: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
+    """Names, (m, k) shares in project domain order, notes -- from a CSV shaped like an uploaded mixture file.
+
+    Column names are cleaned as ingest cleans them (role prefixes such as ``train_``, then a
+    prefix every column shares, e.g. RegMix's ``the_pile_``); domains missing from the file get 0.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}.", file=str(path), hint="give the path of a CSV of candidate mixtures.")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        raise InputError("the file has no mixture rows.", file=path.name, row=1,
+                         hint="write a header row of domain names and one row of shares per candidate.")
+    header = [h.strip() for h in rows[0]]
+    id_column = find_column(header, RUN_ID_COLUMNS)
+    share_columns = [h for h in header if h != id_column]
+    mapping = _map_columns(share_columns, domains, path.name)
+    notes = []
+    missing = [d for d in domains if d not in mapping.values()]
+    if missing:
+        notes.append(f"domains not in the file get share 0: {', '.join(missing)}")
+    names, shares = [], np.zeros((len(rows) - 1, len(domains)))
+    for r, row in enumerate(rows[1:]):
+        line = r + 2
+        if len(row) != len(header):
+            raise InputError(f"expected {len(header)} fields, found {len(row)}.", file=path.name, row=line,
+                             hint="every row needs one value per header column.")
+        record = dict(zip(header, row))
+        names.append(record[id_column].strip() if id_column else f"candidate {r + 1}")
+        for column, domain in mapping.items():
+            text = record[column].strip()
+            try:
+                value = float(text) if text else 0.0
+            except ValueError:
+                raise InputError(f"expected a share between 0 and 1, found '{text}'.", file=path.name, row=line,
+                                 column=column, hint="write shares as plain numbers such as 0.25.") from None
+            if not np.isfinite(value) or value < 0:
+                raise InputError(f"expected a share between 0 and 1, found '{text}'.", file=path.name, row=line,
+                                 column=column, hint="shares are non-negative numbers.")
+            shares[r, domains.index(domain)] = value
+        total = shares[r].sum()
+        if total <= 0:
+            raise InputError("the shares of this row are all zero.", file=path.name, row=line,
+                             hint="give at least one domain a positive share.")
+        if abs(total - 1) > 0.02:
+            raise InputError(f"the shares sum to {total:.4f}, not 1.", file=path.name, row=line,
+                             hint="make each row's shares sum to 1 (within 0.02; small rounding is renormalised).")
+        shares[r] /= total
+    return names, shares, notes
+
+
+def _map_columns(columns: list[str], domains: list[str], file: str) -> dict[str, str]:
+    stripped = [mixture_role(c) or c for c in columns]
+    prefix = shared_prefix(stripped) if not all(s in domains for s in stripped) else ""
+    mapping = {}
+    for column, short in zip(columns, stripped):
+        for candidate in (column, short, short[len(prefix):] if prefix and short.startswith(prefix) else short):
+            if candidate in domains:
+                mapping[column] = candidate
+                break
+        else:
+            raise InputError(f"column '{column}' names no domain of this project.", file=file, row=1, column=column,
+                             hint=f"use the project's domains: {', '.join(domains)}.")
+    return mapping
+
+
+def predict_mixtures(project: str, mixtures_file: str | Path, *, objective: str | dict[str, float] = "mean",
+                     law: str | None = None, url: str | None = None) -> PredictionTable:
+    """Predict the objective of each candidate mixture in a CSV, with a 90% bootstrap interval."""
+    model = load_objective_model(project, objective=objective, law=law, url=url)
+    names, shares, notes = read_mixtures_csv(mixtures_file, model.domains)
+    per_target = model.predict_targets(shares)
+    replicas = model.predict_targets_replicas(shares) @ model.weights  # (B, m)
+    lo, hi = interval(replicas)
+    return PredictionTable(model.law, model.objective, names, model.domains, shares, per_target @ model.weights,
+                           lo, hi, model.targets, per_target, notes)
+
+
+# -- views for the Fit page and the CLI -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Held-out (CV) predictions of each stored law, one entry per run and law."""
+
+    law: list[str]
+    run: list[str]
+    fold: list[int]
+    actual: np.ndarray
+    predicted: np.ndarray
+
+
+def held_out_predictions(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None) -> HeldOut:
+    law, run, fold, actual, predicted = [], [], [], [], []
+    for fit in stored_fits(project, objective=objective, url=url):
+        cv = fit.cv_predictions
+        for name, f, a, p in zip(cv["runs"], cv["fold"], cv["actual"], cv["predicted"]):
+            if a is None or p is None:
+                continue
+            law.append(fit.law)
+            run.append(name)
+            fold.append(int(f))
+            actual.append(a)
+            predicted.append(p)
+    return HeldOut(law, run, fold, np.asarray(actual, float), np.asarray(predicted, float))
+
+
+@dataclass(frozen=True)
+class DomainEffect:
+    """The objective as one domain's share sweeps 0..1, the others scaled from a reference mixture."""
+
+    domain: str
+    shares: np.ndarray
+    predicted: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def sweep_domain(reference: np.ndarray, domain: int, points: int = 41) -> tuple[np.ndarray, np.ndarray]:
+    """(points,) shares of ``domain`` and (points, k) mixtures: the other domains keep their proportions."""
+    reference = np.asarray(reference, dtype=float)
+    shares = np.linspace(0.0, 1.0, points)
+    rest = np.delete(reference, domain)
+    rest = rest / rest.sum() if rest.sum() > 0 else np.full(len(rest), 1.0 / max(len(rest), 1))
+    mixtures = np.zeros((points, len(reference)))
+    mixtures[:, domain] = shares
+    mixtures[:, np.arange(len(reference)) != domain] = (1 - shares)[:, None] * rest[None, :]
+    return shares, mixtures
+
+
+def domain_effect(model: FittedObjective, reference: np.ndarray, domain: str, points: int = 41) -> DomainEffect:
+    """How the predicted objective moves with ``domain``'s share, with the 90% replica band."""
+    if domain not in model.domains:
+        raise InputError(f"unknown domain '{domain}'.", hint=f"use one of: {', '.join(model.domains)}")
+    shares, mixtures = sweep_domain(reference, model.domains.index(domain), points)
+    replicas = model.predict_targets_replicas(mixtures) @ model.weights
+    lo, hi = interval(replicas)
+    return DomainEffect(domain, shares, model.predict(mixtures), lo, hi)
+
+
+def mean_mixture(project: str, url: str | None = None) -> tuple[list[str], np.ndarray]:
+    """The project's domains and the average mixture of its runs (the reference of the domain-effect view)."""
+    with session_scope(url) as s:
+        dataset = load_dataset(s, project)
+    if dataset.n_runs == 0:
+        raise InputError(f"project '{project}' has no runs.", hint="upload runs first.")
+    return dataset.domains, dataset.mixtures.mean(axis=0)
+
+
+def project_data_hash(project: str, url: str | None = None) -> str:
+    with session_scope(url) as s:
+        return load_dataset(s, project).data_hash
