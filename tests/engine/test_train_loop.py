@@ -202,3 +202,24 @@ def test_named_model_sizes_and_flops():
         GPTConfig(n_head=3, d_model=128)
     with pytest.raises(InputError, match="unknown model size"):
         config_for("huge", 256, 128)
+
+
+def test_jobs_of_other_hosts_fail_when_their_heartbeat_is_old(sqlite_url):
+    from datetime import timedelta
+
+    from engine.store import Project
+    from engine.store.models import utcnow
+
+    create_project("p", url=sqlite_url)
+    with session_scope(sqlite_url) as s:
+        pid = s.scalar(select(Project.id))
+        for name, age in (("silent", 600), ("beating", 1)):
+            s.add(Job(project_id=pid, kind="train", state="running", pid=1, config={"host": f"other-{name}"},
+                      heartbeat_at=utcnow() - timedelta(seconds=age)))
+        s.add(Job(project_id=pid, kind="train", state="running", pid=os.getpid(), config={"host": os.uname().nodename},
+                  heartbeat_at=utcnow() - timedelta(seconds=600)))  # this very process: alive, whatever its beat
+    assert mark_stale_jobs(sqlite_url, stale_after_seconds=60) == [1]
+    with session_scope(sqlite_url) as s:
+        jobs = list(s.scalars(select(Job).order_by(Job.id)))
+    assert [j.state for j in jobs] == ["failed", "running", "running"]
+    assert "no heartbeat since" in jobs[0].error
