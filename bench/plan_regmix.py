@@ -116,6 +116,20 @@ def regmix_recipe(model: TreeObjective, prior: np.ndarray, rng, n=100_000, top=1
     return samples[np.argsort(pred)[:top]].mean(axis=0)
 
 
+def engine_law_model(law, x, y, domains, targets, objective, run_ids):
+    """The project's own law as `mixplan plan` would load it: engine.laws via the fit service's fit_law."""
+    from engine.laws.objective import parse_objective
+    from engine.services.fits import fit_law, model_from_fit
+    from engine.store.dataset import Dataset
+
+    n = len(x)
+    ds = Dataset("regmix", [str(i) for i in run_ids], domains, targets, ["lower"] * len(targets), x, y,
+                 np.full(n, PROXY_TOKENS), np.full(n, 1e6), np.full(len(domains), np.nan))
+    spec = parse_objective(objective, targets, ds.directions)
+    doc = fit_law(ds, spec, law, folds=3, bootstrap=20, seed=0)
+    return model_from_fit({**doc, "objective": spec.key})
+
+
 def budget_model(base, unique, tokens_of_runs, k):
     token_law = fit_token_law(directions=["lower"] * len(base.targets), mixtures=np.zeros((len(tokens_of_runs), k)),
                               final=np.full((len(tokens_of_runs), len(base.targets)), np.nan), tokens=tokens_of_runs,
@@ -128,6 +142,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--splits", type=int, default=4)
     ap.add_argument("--quick", action="store_true", help="fewer variants, for a smoke run")
+    ap.add_argument("--laws", default="lightgbm,exponential",
+                    help="engine.laws laws to plan with too (comma-separated; empty for none)")
     ap.add_argument("--first-split", type=int, default=0,
                     help="seed offset of the splits: tune on one range, confirm on another")
     args = ap.parse_args()
@@ -143,8 +159,6 @@ def main() -> None:
         variants.update({
             "plan, no trust/pessimism": OptimizerSettings(pessimism=0.0, trust_scale=np.inf),
             "plan, pessimism 0": OptimizerSettings(pessimism=0.0),
-            "plan, free contender": OptimizerSettings(free_contender=True),
-            "plan, trust x1.5": OptimizerSettings(trust_scale=1.5),
         })
     print(f"# plan_regmix  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  python {platform.python_version()}")
@@ -176,6 +190,16 @@ def main() -> None:
                         options[b.name] = np.array(list(b.mixture.values()))
                     if split == args.first_split:
                         first_plan = plan
+            for law in [name for name in args.laws.split(",") if name]:
+                t0 = time.perf_counter()
+                engine_model = budget_model(engine_law_model(law, x[plan_idx], y[plan_idx], domains, targets,
+                                                             obj_name, plan_idx), unique,
+                                            np.full(len(plan_idx), PROXY_TOKENS), k)
+                timing.setdefault(f"fit {law} (s)", []).append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                plan = make_plan(engine_model, ctx, BUDGET, constraints, settings=OptimizerSettings(seed=split))
+                timing.setdefault(f"plan with {law} (s)", []).append(time.perf_counter() - t0)
+                options[f"plan, engine law {law}"] = plan.mixture_array()
             raw = regmix_recipe(base, natural, np.random.default_rng(split))
             options["regmix recipe"] = raw
             bounds = resolve(constraints, domains, unique_tokens=unique, budget_tokens=BUDGET)
@@ -203,6 +227,8 @@ def main() -> None:
               " (mean +- standard error over splits; negative = plan better)")
     caps = df.groupby("option")["within caps"].mean()
     print("within the 4-epoch caps:", ", ".join(f"{o}: {v:.0%}" for o, v in caps.items()))
+
+    print("timings per split (median):", ", ".join(f"{name} {np.median(v):.2f}" for name, v in timing.items()))
 
     # timings on the full 512 runs: one plan with intervals, and a 12-point budget sweep
     weights = objectives["mean"]

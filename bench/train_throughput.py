@@ -9,7 +9,7 @@ measurements and heartbeats written to a SQLite store, checkpoints) beside a min
 reference loop in the same process: the same model, optimiser, batch and number of
 steps, batches cut at random offsets of one in-memory tensor, no evaluation, no
 logging. Target: ours >= 0.9x the reference. Each is timed ``--repeats`` times,
-interleaved, best kept (the machine is shared).
+interleaved in alternating order, best kept (the machine is shared).
 
 Part 2 — on CUDA only (bf16 autocast, optional torch.compile): tokens/s and model
 FLOPs utilisation (6N + 12*L*d*T FLOPs per token over the GPU's dense bf16 peak)
@@ -118,12 +118,20 @@ def throughput_rows(data: str, url: str, sizes: dict[str, int], repeats: int, de
                          batch_size=8 if device == "cpu" else 32, seq_len=128 if device == "cpu" else 512)
         dev = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
         ours_s, final_only_s, ref_s, tokens = [], [], [], 0
-        for r in range(repeats):
+        def time_reference() -> None:
             ref_s.append(reference_loop(base, prepared.vocab_size, all_tokens, dev))
-            seconds, tokens = ours(replace(base, name=f"{size}-{device}-{r}-{time.time_ns()}"), url)
+
+        def time_ours() -> None:
+            nonlocal tokens
+            seconds, tokens = ours(replace(base, name=f"{size}-{device}-{time.time_ns()}"), url)
             ours_s.append(seconds)
-            seconds, _ = ours(replace(base, name=f"{size}-{device}-{r}-final-{time.time_ns()}", evals=1), url)
-            final_only_s.append(seconds)
+
+        def time_final_only() -> None:
+            final_only_s.append(ours(replace(base, name=f"{size}-{device}-final-{time.time_ns()}", evals=1), url)[0])
+
+        for r in range(repeats):  # the order flips every repeat, so a load change favours no loop
+            for timed in (time_reference, time_ours, time_final_only)[:: 1 if r % 2 == 0 else -1]:
+                timed()
         model = GPT(config_for(size, prepared.vocab_size, base.seq_len))
         ours_tps, ref_tps = tokens / min(ours_s), tokens / min(ref_s)
         rows.append({"size": size, "params": model.num_params(), "tokens": tokens, "device": dev.type,
@@ -158,7 +166,7 @@ def aioli_vs_stratified(data: str, url: str, model: str, tokens: int, seeds: lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Small budgets (smoke run).")
-    parser.add_argument("--repeats", type=int, default=1, help="Timings per loop (best kept).")
+    parser.add_argument("--repeats", type=int, default=2, help="Timings per loop (best kept; order alternates).")
     parser.add_argument("--tiny-tokens", type=int, default=524_288, help="Tokens of each tiny run.")
     parser.add_argument("--small-tokens", type=int, default=65_536, help="Tokens of each small run.")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both loops.")

@@ -76,7 +76,7 @@ with st.spinner("Fitting laws with 5-fold cross-validation and bootstrap refits 
 st.subheader("Comparison on held-out runs")
 st.caption(f"{report.n_runs} runs, objective **{report.objective}** (lower is better), 5-fold CV over runs. "
            "Default law: best Spearman; laws within 0.002 count as tied and the lower MAE wins.")
-st.dataframe(comparison_frame(report), hide_index=True, use_container_width=True)
+st.dataframe(comparison_frame(report), hide_index=True, width="stretch")
 
 ok_laws = [r.law for r in report.rows if r.error is None]
 if not ok_laws:
@@ -105,7 +105,7 @@ frame = frame[frame["law"].isin(ok_laws)]
 if frame.empty:
     st.info("No held-out predictions stored yet.")
 else:
-    st.altair_chart(predicted_vs_actual_chart(frame, objective=report.objective), use_container_width=True)
+    st.altair_chart(predicted_vs_actual_chart(frame, objective=report.objective), width="stretch")
 
 st.subheader("Per-domain effect")
 domains, _ = fits.mean_mixture(project, url=url)
@@ -119,6 +119,6 @@ for law in shown:
                                  "lower": effect.lower, "upper": effect.upper}))
 if effects:
     st.altair_chart(domain_effect_chart(pd.concat(effects), domain=domain, objective=report.objective),
-                    use_container_width=True)
+                    width="stretch")
     st.caption("Bands: 90% interval of the bootstrap refits (trees: of the held-out CV errors). "
                "Other domains keep their proportions from the mean mixture of the runs.")

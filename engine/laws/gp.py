@@ -77,6 +77,7 @@ class GPLaw(LawBase):
                 check_fit_input(cls.name, mixtures, np.where(observed[:, i], targets[:, i], 0.0),
                                 weights[r] * observed[:, i])
         out: list[list[GPLaw]] = []
+        shared_kernel = None  # refits on all runs with one set of hyperparameters share the noise-free kernel
         for r in range(n_rep):
             active = weights[r] > 0
             rows = np.flatnonzero(active) if hyper is None else np.arange(len(mixtures))
@@ -94,7 +95,11 @@ class GPLaw(LawBase):
             else:
                 source = hyper[r] if len(hyper) > 1 else hyper[0]
                 hyp = {key: np.stack([law.hyper_[key] for law in source]) for key in ("log_ls", "log_sf", "log_sb", "log_sn")}
-            alpha = _posterior_weights(feats, design, y_std_t, counts, hyp)
+            if hyper is not None and len(hyper) == 1:
+                kernel = shared_kernel if r > 0 else None
+                alpha, shared_kernel = _posterior_weights(feats, design, y_std_t, counts, hyp, kernel)
+            else:
+                alpha, _ = _posterior_weights(feats, design, y_std_t, counts, hyp)
             row = []
             for i in range(n_tgt):
                 law = cls(**options)
@@ -271,16 +276,19 @@ def _optimise(feats, design, y, counts, options) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy() for k, v in hyp.items()}
 
 
-def _posterior_weights(feats, design, y, counts, hyp) -> np.ndarray:
-    """(t, n) K^-1 y for every target."""
+def _posterior_weights(feats, design, y, counts, hyp, kernel: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor]:
+    """(t, n) K^-1 y for every target, and the noise-free kernel (reusable for refits on the same runs)."""
     f = torch.as_tensor(feats, dtype=DTYPE)
     h = torch.as_tensor(design, dtype=DTYPE)
     hyp_t = {k: torch.as_tensor(v, dtype=DTYPE) for k, v in hyp.items()}
     with torch.no_grad():
-        kernel = _kernel(f, f, h, h, hyp_t) + torch.diag_embed(_noise(hyp_t, torch.as_tensor(counts, dtype=DTYPE)))
-        chol, info = torch.linalg.cholesky_ex(kernel)
+        if kernel is None:
+            kernel = _kernel(f, f, h, h, hyp_t)
+        noisy = kernel + torch.diag_embed(_noise(hyp_t, torch.as_tensor(counts, dtype=DTYPE)))
+        chol, info = torch.linalg.cholesky_ex(noisy)
         if bool((info != 0).any()):
-            chol, info = torch.linalg.cholesky_ex(kernel + 1e-6 * torch.eye(len(f), dtype=DTYPE))
+            chol, info = torch.linalg.cholesky_ex(noisy + 1e-6 * torch.eye(len(f), dtype=DTYPE))
             if bool((info != 0).any()):
                 raise FitError("gp: the kernel matrix is not positive definite even with jitter.")
-        return torch.cholesky_solve(torch.as_tensor(y, dtype=DTYPE)[:, :, None], chol)[..., 0].numpy()
+        alpha = torch.cholesky_solve(torch.as_tensor(y, dtype=DTYPE)[:, :, None], chol)[..., 0].numpy()
+    return alpha, kernel

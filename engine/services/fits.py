@@ -186,6 +186,8 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
             s.add(fit)
             s.flush()
             rows.append(_row_from_fit(fit, reused=False))
+    if all(r.error is not None for r in rows):
+        raise FitError(f"no law could be fitted for objective '{spec.key}' of project '{project}': {rows[0].error}")
     override = overrides.get(spec.key)
     default = override if override in laws and any(r.law == override and r.error is None for r in rows) else choose_default(rows)
     return FitReport(project, spec.key, dataset.data_hash, dataset.n_runs, rows, default, overridden=default == override)

@@ -162,7 +162,8 @@ class AioliPolicy:
         self.previous = np.zeros(k)
         self.ema_a: np.ndarray | None = None
         self.matrices: list[list[list[float]]] = []
-        self.schedule: list[dict] = []
+        # The proportions each round trains on after its LearnParams (the one-hot sub-runs are not listed).
+        self.schedule: list[dict] = [{"tokens": 0, "mixture": dict(zip(domains, map(float, self.weights)))}]
 
     def round_start(self, r: int) -> int:
         return r * self.total_steps // self.options.rounds

@@ -29,7 +29,7 @@ def planning_project(tmp_path: Path) -> str:
     for domain, unique in zip(DOMAINS, ["1T", "20B", "1B"]):
         set_domain_metadata("page-plan", domain, unique_tokens=unique, tags={"license": "nc"} if domain == "code" else {})
     from engine.services.fits import fit_project
-    fit_project("page-plan")
+    fit_project("page-plan", laws=["exponential", "lightgbm"], folds=3, bootstrap=12)
     return "page-plan"
 
 

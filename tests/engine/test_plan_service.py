@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import io
 import json
 
@@ -39,34 +40,62 @@ def write_runs(folder, n=40, seed=0):
     return path
 
 
-@pytest.fixture()
-def project(tmp_path, monkeypatch, db_url):
-    monkeypatch.setenv("MIXPLAN_DATABASE_URL", db_url)
-    ingest_files("planning", [write_runs(tmp_path)], url=db_url)
+FIT = dict(laws=["exponential", "lightgbm"], folds=3, bootstrap=12)
+
+
+def build_project(url: str, folder) -> str:
+    ingest_files("planning", [write_runs(folder)], url=url)
     for domain, unique, tags, path in [("web", "1T", {"license": "cc-by"}, "/data/web"),
                                        ("code", "50B", {"license": "noncommercial"}, None),
                                        ("books", "2B", {}, None), ("math", "0.5B", {}, "/data/math.jsonl")]:
-        set_domain_metadata("planning", domain, unique_tokens=unique, tags=tags, data_path=path, url=db_url)
+        set_domain_metadata("planning", domain, unique_tokens=unique, tags=tags, data_path=path, url=url)
     from engine.services.fits import fit_project
-    fit_project("planning", url=db_url)
+    fit_project("planning", url=url, **FIT)
     return "planning"
 
 
-def test_plan_is_stored_with_its_fit_and_lists_back(project, db_url):
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def stored_project(request, tmp_path_factory):
+    """One fitted project per backend for the whole module (fitting is the slow part)."""
+    folder = tmp_path_factory.mktemp("plan-service")
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'mixplan.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_server").create_database(f"plansvc{os.getpid()}")
+    return build_project(url, folder), url
+
+
+@pytest.fixture(scope="module")
+def cli_project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plan-cli")
+    url = f"sqlite:///{folder / 'mixplan.sqlite'}"
+    return build_project(url, folder), url
+
+
+@pytest.fixture()
+def project(cli_project, monkeypatch):
+    """The CLI reads the database from the environment, as a user's shell would set it."""
+    monkeypatch.setenv("MIXPLAN_DATABASE_URL", cli_project[1])
+    return cli_project[0]
+
+
+def test_plan_is_stored_with_its_fit_and_lists_back(stored_project):
+    project, db_url = stored_project
     plan = make_project_plan(project, 25e9, Constraints(max_epochs=4), url=db_url)
     assert plan.plan_id is not None
     assert abs(sum(plan.recommended.mixture.values()) - 1) <= 1e-9
     assert plan.recommended.epochs["math"] <= 4 + 1e-9
     assert plan.domain_paths["web"] == "/data/web"
-    (stored,) = list_plans(project, url=db_url)
+    stored = list_plans(project, url=db_url)[0]
     assert stored.recommended.mixture == plan.recommended.mixture and stored.plan_id == plan.plan_id
+    assert plan.law_fit_ids and plan.law in {"exponential", "lightgbm"}
     with session_scope(db_url) as s:
         row = s.scalar(select(PlanRow).where(PlanRow.id == plan.plan_id))
         assert row.budget_tokens == 25e9 and row.constraints["max_epochs"] == 4
         assert row.law_fit_ids == plan.law_fit_ids
 
 
-def test_cli_plan_json_is_one_document(project, db_url):
+def test_cli_plan_json_is_one_document(project):
     result = CliRunner().invoke(app, ["plan", "--project", project, "--budget", "25B", "--format", "json",
                                       "--exclude-tag", "license=noncommercial", "--min", "books=0.1"])
     assert result.exit_code == 0, result.output

@@ -77,7 +77,8 @@ def test_policy_runs_learn_params_then_trains_on_the_updated_mixture():
     assert all(np.array_equal(seen[i], seen[i - i % 5]) for i in range(15))  # 5 contiguous steps a domain
     for w in seen[15:]:
         np.testing.assert_allclose(w, HAND_P1, atol=1e-6)
-    assert policy.schedule == [{"tokens": 1500, "mixture": dict(zip("abc", policy.weights.tolist()))}]
+    assert policy.schedule == [{"tokens": 0, "mixture": {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}},
+                               {"tokens": 1500, "mixture": dict(zip("abc", policy.weights.tolist()))}]
     np.testing.assert_allclose(policy.matrices[0], HAND_A, atol=1e-12)
 
 
