@@ -151,6 +151,12 @@ class LawBase:
         return out
 
     @classmethod
+    def fit_refits(cls, mixtures: np.ndarray, targets: np.ndarray, counts: np.ndarray, full: list[Any], *,
+                   options: dict[str, Any] | None = None) -> list[list[Any]]:
+        """Bootstrap refits ``[b][i]``; ``full`` (the fit on all runs, one law a target) may seed them."""
+        return cls.fit_batch(mixtures, targets, counts, options=options)
+
+    @classmethod
     def pack_replicas(cls, laws: list[Any]) -> dict[str, Any]:
         """JSON-able form of B bootstrap refits of one target."""
         return {"params": [law.params for law in laws]}

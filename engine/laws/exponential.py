@@ -23,6 +23,7 @@ from engine.errors import FitError
 from engine.laws.base import LawBase, as_mixtures, check_fit_input
 
 T_BOUND = 50.0
+REFIT_ITERATIONS = 20
 FLOOR_FRACTIONS = (0.05, 0.5, 0.9)  # starting floors c = min(y) - range(y) * f / (2 (1 - f))
 
 
@@ -46,7 +47,13 @@ class ExponentialLaw(LawBase):
         return self
 
     @classmethod
-    def fit_batch(cls, mixtures, targets, weights, *, options=None) -> list[list["ExponentialLaw"]]:
+    def fit_refits(cls, mixtures, targets, counts, full, *, options=None):
+        """Refits start from the fit on all runs (one start, REFIT_ITERATIONS steps): a resample moves it little."""
+        return cls.fit_batch(mixtures, targets, counts, options=options, start=full)
+
+    @classmethod
+    def fit_batch(cls, mixtures, targets, weights, *, options=None,
+                  start: list["ExponentialLaw"] | None = None) -> list[list["ExponentialLaw"]]:
         options = {"ridge": 1e-4, "huber": 1.5, "iterations": 60, **(options or {})}
         mixtures = np.asarray(mixtures, dtype=float)
         targets = np.asarray(targets, dtype=float)
@@ -60,7 +67,13 @@ class ExponentialLaw(LawBase):
         w = torch.as_tensor(weights[:, None, :] * observed.T[None], dtype=torch.float64).reshape(-1, len(mixtures))
         y = torch.as_tensor(np.where(observed, targets, 0.0).T, dtype=torch.float64).repeat(n_rep, 1)
         p = torch.as_tensor(mixtures, dtype=torch.float64)
-        theta, loss = _fit_lm(p, y, w, options)
+        if start is None:
+            starts = _starts(p, y, w)
+        else:
+            one = torch.as_tensor(np.stack([np.concatenate([[law.c_, np.log(law.k_)], law.t_]) for law in start]))
+            starts = one.repeat(n_rep, 1)[None]
+            options = {**options, "iterations": min(int(options["iterations"]), REFIT_ITERATIONS)}
+        theta, loss = _fit_lm(p, y, w, starts, options)
         if not torch.isfinite(theta).all():
             raise FitError("exponential: the fit produced non-finite parameters.")
         theta = theta.reshape(n_rep, n_tgt, -1).numpy()
@@ -133,9 +146,9 @@ def _starts(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.stack(starts)
 
 
-def _fit_lm(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor, options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched Levenberg-Marquardt with Huber weights; the best of several starts per problem."""
-    starts = _starts(p, y, w)  # (S, B, q)
+def _fit_lm(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor, starts: torch.Tensor,
+            options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched Levenberg-Marquardt with Huber weights from ``starts`` (S, B, q); the best start per problem."""
     n_starts, batch, q = starts.shape
     theta = starts.reshape(-1, q).clone()
     yy, ww = y.repeat(n_starts, 1), w.repeat(n_starts, 1)

@@ -115,6 +115,11 @@ class GPLaw(LawBase):
             out.append(row)
         return out
 
+    @classmethod
+    def fit_refits(cls, mixtures, targets, counts, full, *, options=None):
+        """Refits keep the hyperparameters of the fit on all runs (type-II ML estimate) and resolve the weights."""
+        return cls.fit_batch(mixtures, targets, counts, options=options, hyper=[full])
+
     # -- prediction ----------------------------------------------------------------------------
 
     def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:

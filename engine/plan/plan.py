@@ -164,6 +164,7 @@ def make_plan(
         lambda m: model.predict_replicas(m, budget_tokens),
         bounds, smooth=model.smooth, prior=natural_prior(context), observed=context.observed,
         fixed_candidates={b.name: b.mixture for b in base}, settings=settings)
+    fixed_names = {b.name for b in base}
     mixtures = np.vstack([optimum.mixture[None, :]] + [b.mixture[None, :] for b in base])
     options = score_options(model, context, budget_tokens, mixtures,
                             names=["plan"] + [b.name for b in base],
@@ -175,6 +176,9 @@ def make_plan(
     notes = list(model.token_law.notes) + [model.repetition.note]
     if not np.isfinite(optimum.trust.radius):
         notes.append("trust region off: the plan may lie far from every run the law was fitted on")
+    elif optimum.chosen_from in fixed_names:
+        notes.append(f"no candidate scored better than the {optimum.chosen_from} baseline, so the plan is that "
+                     "baseline (score: prediction + pessimism x bootstrap spread)")
     elif options[0].distance_to_nearest_run is not None and options[0].distance_to_nearest_run > optimum.trust.radius:
         notes.append(f"the plan averages the best candidates inside the trust region; the average itself lies "
                      f"{options[0].distance_to_nearest_run:.3f} (TV) from the nearest run, beyond the radius "

@@ -11,6 +11,7 @@ user set one (``Project.law_overrides``).
 from __future__ import annotations
 
 import csv
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ def _options(folds: int, bootstrap: int, seed: int) -> dict[str, Any]:
 
 
 def _law_options(law_cls, seed: int) -> dict[str, Any]:
-    return {"seed": seed} if "seed" in law_cls.__init__.__code__.co_varnames else {}
+    """The fit's seed, for laws whose fitting draws random numbers (the GP's likelihood subsample)."""
+    return {"seed": seed} if "seed" in inspect.signature(law_cls).parameters else {}
 
 
 def _project_row(session, name: str) -> Project:
@@ -124,8 +126,7 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
     full = law_cls.fit_batch(mixtures, targets, np.ones((1, len(mixtures))), options=options)[0]
     if law_cls.bootstrap_refits and bootstrap > 0:
         counts = bootstrap_counts(len(mixtures), bootstrap, seed)
-        extra = {"hyper": [full]} if law == "gp" else {}
-        refits = law_cls.fit_batch(mixtures, targets, counts, options=options, **extra)
+        refits = law_cls.fit_refits(mixtures, targets, counts, full, options=options)
         packed = [law_cls.pack_replicas([row[i] for row in refits]) for i in range(len(columns))]
         replicas = {"kind": "refits", "per_target": packed}
     else:
