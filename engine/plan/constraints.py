@@ -152,7 +152,7 @@ def resolve(
         lo[j] = hi[j] = share
         why_lo[j] = why_hi[j] = f"{name}={share:g} (--fix)"
     for j in range(k):
-        if lo[j] > hi[j] + TOL:
+        if lo[j] > hi[j] + TOL or (hi[j] == 0.0 and lo[j] > 0.0):  # an exclusion is exact: no 1e-12 leaks
             raise PlanError(f"{why_lo[j]} conflicts with {why_hi[j]}.")
     hi = np.maximum(hi, lo)
     _check_sums(domains, lo, hi, why_lo, why_hi, budget_tokens)

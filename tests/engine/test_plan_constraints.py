@@ -87,3 +87,17 @@ def test_unimax_spreads_uniformly_under_the_cap():
     assert shares[2] == pytest.approx(4 * 6.2e7 / 25e9)  # arxiv capped
     assert shares[3] == pytest.approx(shares[1]) or shares[3] == pytest.approx(4 * 2e9 / 25e9)
     assert shares[0] == pytest.approx(shares[1])  # the rest share what is left equally
+
+
+def test_a_tiny_lower_bound_on_an_excluded_domain_is_a_conflict_not_a_leak():
+    # Found by the property test: --min a=1e-12 with a excluded by tag used to give a a share of 1e-12.
+    import numpy as np
+    import pytest
+
+    from engine.errors import PlanError
+    from engine.plan.constraints import Constraints, resolve
+
+    with pytest.raises(PlanError, match="excluded"):
+        resolve(Constraints(lower={"a": 1e-12}, exclude_tags=("license=nc",)), ["a", "b"],
+                unique_tokens=np.array([np.nan, np.nan]), budget_tokens=1e9,
+                domain_tags=[{"license": "nc"}, {}])
