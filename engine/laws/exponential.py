@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.errors import FitError
-from engine.laws.base import LawBase, as_mixtures, check_fit_input
+from engine.laws.base import LawBase, as_mixtures, check_fit_input, one_torch_thread
 
 T_BOUND = 50.0
 REFIT_ITERATIONS = 20
@@ -67,13 +67,14 @@ class ExponentialLaw(LawBase):
         w = torch.as_tensor(weights[:, None, :] * observed.T[None], dtype=torch.float64).reshape(-1, len(mixtures))
         y = torch.as_tensor(np.where(observed, targets, 0.0).T, dtype=torch.float64).repeat(n_rep, 1)
         p = torch.as_tensor(mixtures, dtype=torch.float64)
-        if start is None:
-            starts = _starts(p, y, w)
-        else:
-            one = torch.as_tensor(np.stack([np.concatenate([[law.c_, np.log(law.k_)], law.t_]) for law in start]))
-            starts = one.repeat(n_rep, 1)[None]
-            options = {**options, "iterations": min(int(options["iterations"]), REFIT_ITERATIONS)}
-        theta, loss = _fit_lm(p, y, w, starts, options)
+        with one_torch_thread():
+            if start is None:
+                starts = _starts(p, y, w)
+            else:
+                one = torch.as_tensor(np.stack([np.concatenate([[law.c_, np.log(law.k_)], law.t_]) for law in start]))
+                starts = one.repeat(n_rep, 1)[None]
+                options = {**options, "iterations": min(int(options["iterations"]), REFIT_ITERATIONS)}
+            theta, _ = _fit_lm(p, y, w, starts, options)
         if not torch.isfinite(theta).all():
             raise FitError("exponential: the fit produced non-finite parameters.")
         theta = theta.reshape(n_rep, n_tgt, -1).numpy()

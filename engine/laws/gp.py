@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from engine.errors import FitError
-from engine.laws.base import LawBase, as_mixtures, check_fit_input
+from engine.laws.base import LawBase, as_mixtures, check_fit_input, one_torch_thread
 
 DTYPE = torch.float64
 NOISE_FLOOR = 1e-3  # in standard deviations of the target
@@ -42,8 +42,10 @@ class GPLaw(LawBase):
     name: ClassVar[str] = "gp"
     smooth: ClassVar[bool] = True
 
-    def __init__(self, eps: float = 0.01, iterations: int = 60, learning_rate: float = 0.1,
-                 max_hyper_runs: int = 256, seed: int = 0) -> None:
+    # 40 Adam steps on 192 runs: on the RegMix runs as good in 5-fold CV as 60 steps on 256
+    # (Pile-CC Spearman 0.9901 vs 0.9902, mean 0.9875 vs 0.9876) at half the time.
+    def __init__(self, eps: float = 0.01, iterations: int = 40, learning_rate: float = 0.1,
+                 max_hyper_runs: int = 192, seed: int = 0) -> None:
         self.eps = eps
         self.iterations = iterations
         self.learning_rate = learning_rate
@@ -91,15 +93,17 @@ class GPLaw(LawBase):
             y_std_t = np.where(obs, (np.where(obs, y_raw, 0.0) - y_mean) / y_std, 0.0).T  # (t, n)
             counts = np.where(obs.T, w[None, :], 0.0)  # (t, n)
             if hyper is None:
-                hyp = _optimise(feats, design, y_std_t, counts, options)
+                with one_torch_thread():
+                    hyp = _optimise(feats, design, y_std_t, counts, options)
             else:
                 source = hyper[r] if len(hyper) > 1 else hyper[0]
                 hyp = {key: np.stack([law.hyper_[key] for law in source]) for key in ("log_ls", "log_sf", "log_sb", "log_sn")}
-            if hyper is not None and len(hyper) == 1:
-                kernel = shared_kernel if r > 0 else None
-                alpha, shared_kernel = _posterior_weights(feats, design, y_std_t, counts, hyp, kernel)
-            else:
-                alpha, _ = _posterior_weights(feats, design, y_std_t, counts, hyp)
+            with one_torch_thread():
+                if hyper is not None and len(hyper) == 1:
+                    kernel = shared_kernel if r > 0 else None
+                    alpha, shared_kernel = _posterior_weights(feats, design, y_std_t, counts, hyp, kernel)
+                else:
+                    alpha, _ = _posterior_weights(feats, design, y_std_t, counts, hyp)
             row = []
             for i in range(n_tgt):
                 law = cls(**options)

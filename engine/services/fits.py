@@ -33,7 +33,7 @@ from engine.store.models import LawFit, Project
 
 log = logging.getLogger(__name__)
 
-FIT_VERSION = 1  # bump when a law's fitting changes, so stored fits are not reused across versions
+FIT_VERSION = 2  # bump when a law's fitting changes, so stored fits are not reused across versions
 SPEARMAN_TIE = 0.002  # laws this close in Spearman count as tied; the lower MAE wins
 
 

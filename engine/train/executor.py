@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable
 
@@ -87,20 +88,52 @@ def run_sweep(
                 _collect(run_one(spec.to_dict(), url, threads_per_worker), outcomes, len(specs), on_result)
                 _beat(job_id, len(outcomes) / len(specs), url)
         else:
-            context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited engines
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                pending: set[Future] = {pool.submit(run_one, s.to_dict(), url, threads_per_worker) for s in specs}
-                while pending:
-                    done, pending = wait(pending, timeout=heartbeat_seconds, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        _collect(future.result(), outcomes, len(specs), on_result)
-                    _beat(job_id, len(outcomes) / len(specs), url)
+            _run_pool(specs, workers, threads_per_worker, url, job_id, outcomes, on_result, heartbeat_seconds)
     except BaseException as exc:
         _close_sweep_job(job_id, "failed", f"{type(exc).__name__}: {exc}", url)
         raise
     failed = [o for o in outcomes if o.status == "failed"]
     _close_sweep_job(job_id, "done", f"{len(failed)} of {len(specs)} runs failed" if failed else None, url)
     return outcomes
+
+
+MAX_WORKER_DEATHS = 2
+
+
+def _run_pool(specs, workers, threads, url, job_id, outcomes, on_result, heartbeat_seconds) -> None:
+    """Run specs on a spawned pool; a worker that dies (OOM killer, segfault, kill -9) breaks the
+    whole pool in concurrent.futures, so its in-flight runs are retried on a fresh pool (they resume
+    from their checkpoints) and recorded as failed after MAX_WORKER_DEATHS deaths."""
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited engines or threads
+    queue = [spec.to_dict() for spec in specs]
+    deaths: dict[str, int] = {}
+    while queue:
+        broken: list[dict] = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending: dict[Future, dict] = {pool.submit(run_one, doc, url, threads): doc for doc in queue}
+            queue = []
+            while pending:
+                done, _ = wait(pending, timeout=heartbeat_seconds, return_when=FIRST_COMPLETED)
+                for future in done:
+                    doc = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        broken.append(doc)
+                        continue
+                    _collect(outcome, outcomes, len(specs), on_result)
+                _beat(job_id, len(outcomes) / len(specs), url)
+        for doc in broken:
+            name = doc["name"]
+            deaths[name] = deaths.get(name, 0) + 1
+            if deaths[name] < MAX_WORKER_DEATHS:
+                log.warning("the worker running %s died; retrying it on a fresh pool", name)
+                queue.append(doc)
+                continue
+            error = f"its worker process died {deaths[name]} times (killed, out of memory or crashed)"
+            spec = TrainSpec.from_dict(doc)
+            records.record_failed_run(spec.project, spec.name, _spec_fields(spec), {"spec": doc}, error, url)
+            _collect(RunOutcome(name, "failed", error), outcomes, len(specs), on_result)
 
 
 def _collect(outcome: RunOutcome, outcomes: list[RunOutcome], total: int,

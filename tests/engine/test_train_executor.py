@@ -66,3 +66,38 @@ def test_cli_sweep_and_jobs(tmp_path, sqlite_url):
     jobs = CliRunner().invoke(app, ["jobs", "--json", "--db", sqlite_url])
     states = sorted((j["kind"], j["state"]) for j in json.loads(jobs.stdout))
     assert states == [("sweep", "done"), ("train", "done")]
+
+
+def test_a_worker_killed_mid_run_is_retried_and_the_sweep_completes(tmp_path, sqlite_url):
+    """SIGKILL one worker process (as the OOM killer would): concurrent.futures breaks the whole pool;
+    the executor retries the runs that were in flight on a fresh pool, which resume and complete."""
+    import os
+    import signal
+    import threading
+    import time
+
+    data = make_data(tmp_path)
+    base = TrainSpec(project="p", data_dir=data, name="", tokens=60_000, model="micro", seq_len=32, batch_size=8,
+                     evals=4, eval_sequences=4)
+    specs = sweep_specs(base, n=2, budgets=[60_000], seed=0)
+    killed: list[int] = []
+
+    def kill_first_running_worker():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            with session_scope(sqlite_url) as s:
+                job = s.scalar(select(Job).where(Job.kind == "train", Job.state == "running", Job.progress > 0))
+                pid = job.pid if job is not None else None
+            if pid and pid != os.getpid():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_running_worker)
+    killer.start()
+    outcomes = sweep(specs, workers=2, url=sqlite_url)
+    killer.join()
+    assert killed, "no worker was seen running: the run was too short to kill"
+    assert sorted(o.status for o in outcomes) == ["complete", "complete"]
+    with session_scope(sqlite_url) as s:
+        assert {r.status for r in s.scalars(select(Run))} == {"complete"}
