@@ -119,12 +119,28 @@ def _model(p: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return theta[:, :1] + torch.exp(theta[:, 1:2] + t @ p.T)
 
 
-def _jacobian(p: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """(B, n, q) d model / d theta: 1, E, E * (p_j - mean_j p) with E = exp(log k + t.p)."""
-    t = theta[:, 2:] - theta[:, 2:].mean(dim=1, keepdim=True)
-    e = torch.exp(theta[:, 1:2] + t @ p.T)  # (B, n)
-    centred = p - p.mean(dim=1, keepdim=True)
-    return torch.cat([torch.ones_like(e)[..., None], e[..., None], e[..., None] * centred[None]], dim=2)
+def _normal_equations(e: torch.Tensor, weight: torch.Tensor, resid: torch.Tensor, centred: torch.Tensor,
+                      outer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """J^T W J (B, q, q) and J^T W r (B, q) for the Jacobian J = [1, E, E * (p_j - mean_j p)], E = exp(log k + t.p).
+
+    J is never formed: its blocks share ``centred`` (n, k) across the batch, so every block is one
+    matrix product over the runs (``outer`` is (n, k*k), the products of centred shares), ~10x faster
+    than a batched J^T W J on one thread.
+    """
+    batch, k = len(e), centred.shape[1]
+    a1, a2 = weight * e, weight * e**2
+    jtj = torch.empty(batch, k + 2, k + 2, dtype=e.dtype)
+    jtj[:, 0, 0] = weight.sum(1)
+    jtj[:, 0, 1] = jtj[:, 1, 0] = a1.sum(1)
+    jtj[:, 1, 1] = a2.sum(1)
+    jtj[:, 0, 2:] = a1 @ centred
+    jtj[:, 1, 2:] = a2 @ centred
+    jtj[:, 2:, 0], jtj[:, 2:, 1] = jtj[:, 0, 2:], jtj[:, 1, 2:]
+    jtj[:, 2:, 2:] = (a2 @ outer).reshape(batch, k, k)
+    wr = weight * resid
+    wre = wr * e
+    grad = torch.cat([wr.sum(1, keepdim=True), wre.sum(1, keepdim=True), wre @ centred], dim=1)
+    return jtj, grad
 
 
 def _starts(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -166,19 +182,22 @@ def _fit_lm(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor, starts: torch.Ten
         penalty = ridge * ((u - u.mean(1, keepdim=True)) ** 2).sum(1)
         return resid, (ww * robust * resid**2).sum(1) + penalty
 
+    shares = p - p.mean(dim=1, keepdim=True)  # d(t.p)/du_j, since t = u - mean(u)
+    outer = (shares[:, :, None] * shares[:, None, :]).reshape(len(p), -1)
+    centred = torch.eye(q - 2, dtype=p.dtype) - 1.0 / (q - 2)
+    resid, loss = objective(theta)
     for _ in range(int(options["iterations"])):
         th = theta
-        resid, loss = objective(th)
-        jac = _jacobian(p, theta) / scale[:, None, None]  # (B, n, q)
         with torch.no_grad():
             cut = options["huber"] * ((resid.abs() * ww).sum(1) / ww.sum(1)).clamp_min(1e-6)[:, None] * 1.4826
             robust = torch.where(resid.abs() <= cut, torch.ones_like(resid), cut / resid.abs().clamp_min(1e-300))
             weight = ww * robust
             u = th[:, 2:]
-            centred = torch.eye(q - 2, dtype=p.dtype) - 1.0 / (q - 2)
-            jtj = torch.einsum("bn,bni,bnj->bij", weight, jac, jac)
+            e = torch.exp(th[:, 1:2] + (u - u.mean(dim=1, keepdim=True)) @ p.T)  # (B, n)
+            jtj, grad = _normal_equations(e, weight, resid, shares, outer)
+            jtj = jtj / (scale**2)[:, None, None]  # the Jacobian of the scaled residuals
+            grad = grad / scale[:, None]
             jtj[:, 2:, 2:] += ridge[:, None, None] * centred
-            grad = torch.einsum("bn,bni,bn->bi", weight, jac, resid)
             grad[:, 2:] += ridge[:, None] * (u - u.mean(1, keepdim=True))
             diag = jtj.diagonal(dim1=1, dim2=2).clamp_min(1e-12)
             step = torch.linalg.solve(jtj + damping[:, None, None] * torch.diag_embed(diag) + 1e-10 * torch.eye(q, dtype=p.dtype),
@@ -186,9 +205,11 @@ def _fit_lm(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor, starts: torch.Ten
             candidate = theta - step
             candidate[:, 2:] = candidate[:, 2:].clamp(-T_BOUND, T_BOUND)
             candidate[:, 1] = candidate[:, 1].clamp(-50, 50)
-            _, new_loss = objective(candidate)
-            better = torch.isfinite(new_loss) & (new_loss <= loss.detach())
+            new_resid, new_loss = objective(candidate)
+            better = torch.isfinite(new_loss) & (new_loss <= loss)
             theta = torch.where(better[:, None], candidate, theta)
+            resid = torch.where(better[:, None], new_resid, resid)
+            loss = torch.where(better, new_loss, loss)
             damping = torch.where(better, damping * 0.3, damping * 10).clamp(1e-9, 1e9)
     with torch.no_grad():
         _, loss = objective(theta)

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from engine.store.dataset import proxy_scale_tokens
+
 CHINCHILLA_B, CHINCHILLA_BETA = 410.7, 0.28
 CHINCHILLA_A, CHINCHILLA_ALPHA = 406.4, 0.34
 _BETA_GRID = np.linspace(0.05, 1.0, 39)
@@ -87,7 +89,7 @@ def fit_token_law(
     """Token law for ``t`` targets from the runs' curves or budgets; the prior otherwise."""
     t = len(directions)
     finite_tokens = np.asarray(tokens, dtype=float)[np.isfinite(tokens)]
-    proxy_tokens = float(np.median(finite_tokens)) if finite_tokens.size else float("nan")
+    proxy_tokens = proxy_scale_tokens(tokens)  # the scale the mixing law was fitted at
     finite_params = np.asarray(model_params, dtype=float)[np.isfinite(model_params)]
     proxy_params = float(np.median(finite_params)) if finite_params.size else float("nan")
     coefficient = np.array([CHINCHILLA_B if d == "lower" else 0.0 for d in directions])

@@ -28,7 +28,7 @@ from engine.laws.cv import cross_validated_predictions, fold_ids, metrics
 from engine.laws.objective import FittedObjective, ObjectiveSpec, parse_objective
 from engine.laws.registry import DEFAULT_LAWS, mixture_law
 from engine.store import session_scope
-from engine.store.dataset import Dataset, load_dataset
+from engine.store.dataset import Dataset, at_proxy_scale, load_dataset
 from engine.store.models import LawFit, Project
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
     for name in laws:
         mixture_law(name)
     with session_scope(url) as s:
-        dataset = load_dataset(s, project)
+        dataset = at_proxy_scale(load_dataset(s, project))
         project_row = _project_row(s, project)
         spec = parse_objective(objective, dataset.targets, dataset.directions)
         overrides = dict(project_row.law_overrides or {})
@@ -207,7 +207,7 @@ def _stored_fit(session, project_id: int, law: str, objective: str, data_hash: s
 def stored_fits(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None) -> list[LawFit]:
     """The newest stored fit of each law for ``objective`` on the project's current data (detached rows)."""
     with session_scope(url) as s:
-        dataset = load_dataset(s, project)
+        dataset = at_proxy_scale(load_dataset(s, project))
         spec = parse_objective(objective, dataset.targets, dataset.directions)
         project_id = _project_row(s, project).id
         fits = s.scalars(select(LawFit).where(LawFit.project_id == project_id, LawFit.objective == spec.key,
@@ -256,7 +256,7 @@ def default_law(project: str, *, objective: str | dict[str, float] = "mean", url
     """The user's override for this objective if set, else the best stored law by CV figures."""
     fits = fits if fits is not None else stored_fits(project, objective=objective, url=url)
     with session_scope(url) as s:
-        dataset = load_dataset(s, project)
+        dataset = at_proxy_scale(load_dataset(s, project))
         spec = parse_objective(objective, dataset.targets, dataset.directions)
         override = (_project_row(s, project).law_overrides or {}).get(spec.key)
     if override and any(f.law == override for f in fits):
@@ -269,7 +269,7 @@ def set_default_law(project: str, objective: str | dict[str, float], law: str | 
     if law is not None:
         mixture_law(law)
     with session_scope(url) as s:
-        dataset = load_dataset(s, project)
+        dataset = at_proxy_scale(load_dataset(s, project))
         spec = parse_objective(objective, dataset.targets, dataset.directions)
         row = _project_row(s, project)
         overrides = dict(row.law_overrides or {})
@@ -428,7 +428,7 @@ def domain_effect(model: FittedObjective, reference: np.ndarray, domain: str, po
 def mean_mixture(project: str, url: str | None = None) -> tuple[list[str], np.ndarray]:
     """The project's domains and the average mixture of its runs (the reference of the domain-effect view)."""
     with session_scope(url) as s:
-        dataset = load_dataset(s, project)
+        dataset = at_proxy_scale(load_dataset(s, project))
     if dataset.n_runs == 0:
         raise InputError(f"project '{project}' has no runs.", hint="upload runs first.")
     return dataset.domains, dataset.mixtures.mean(axis=0)
@@ -436,4 +436,4 @@ def mean_mixture(project: str, url: str | None = None) -> tuple[list[str], np.nd
 
 def project_data_hash(project: str, url: str | None = None) -> str:
     with session_scope(url) as s:
-        return load_dataset(s, project).data_hash
+        return at_proxy_scale(load_dataset(s, project)).data_hash

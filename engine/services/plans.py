@@ -21,7 +21,7 @@ from engine.plan.suggest import Suggestion, suggest_runs
 from engine.plan.sweep import SWEEP_SETTINGS, BudgetSweep, sweep_budgets
 from engine.store import Plan as PlanRow
 from engine.store import Project, session_scope
-from engine.store.dataset import load_dataset
+from engine.store.dataset import at_proxy_scale, load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,9 @@ def planning_inputs(
     base = load_objective_model(project, objective=objective, law=law, url=url)
     model = build_budget_model(dataset, base, repetition_form=repetition_form, model_params=model_params)
     fit_ids = [int(f.id) for f in stored_fits(project, objective=objective, url=url) if f.law == base.law]
-    return PlanningInputs(model, PlanContext.from_dataset(dataset, model), objective, fit_ids)
+    # The repetition and token laws read every run and curve; the mixing law and the runs the plan is
+    # compared with (trust region, best observed run) are those at the proxy scale.
+    return PlanningInputs(model, PlanContext.from_dataset(at_proxy_scale(dataset), model), objective, fit_ids)
 
 
 def plan_from_inputs(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import select
@@ -146,3 +146,46 @@ def _with_hash(ds: Dataset) -> Dataset:
         h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
     object.__setattr__(ds, "data_hash", h.hexdigest())
     return ds
+
+
+def proxy_scale_tokens(tokens: np.ndarray) -> float:
+    """The token budget the mixing laws are fitted at: the budget most runs share (within 1%),
+    the largest of those on a tie; NaN when no run has a token count."""
+    finite = np.asarray(tokens, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return float("nan")
+    budgets = np.unique(finite)
+    counts = np.array([np.sum(np.abs(finite - b) <= 0.01 * b) for b in budgets])
+    best = budgets[counts == counts.max()]
+    return float(best.max())
+
+
+def at_proxy_scale(ds: Dataset) -> Dataset:
+    """The runs at the proxy scale when the runs differ in tokens, else ``ds`` unchanged.
+
+    A mixing law predicts a target from the mixture at one scale; fitted across budgets it would
+    mostly learn the budget (on the demo project: held-out Spearman below zero). The token
+    dependence is the planner's token law, fitted on all runs and their learning curves.
+    """
+    tokens = np.asarray(ds.tokens, dtype=float)
+    finite = tokens[np.isfinite(tokens)]
+    if finite.size == 0 or np.ptp(finite) <= 0.01 * finite.max():
+        return ds
+    scale = proxy_scale_tokens(tokens)
+    keep = np.flatnonzero(np.isfinite(tokens) & (np.abs(tokens - scale) <= 0.01 * scale))
+    position = -np.ones(ds.n_runs, dtype=int)
+    position[keep] = np.arange(keep.size)
+    in_curves = np.isin(ds.curve_run, keep)
+    return _with_hash(replace(
+        ds,
+        run_names=[ds.run_names[i] for i in keep],
+        mixtures=ds.mixtures[keep],
+        final=ds.final[keep],
+        tokens=ds.tokens[keep],
+        model_params=ds.model_params[keep],
+        curve_run=position[ds.curve_run[in_curves]],
+        curve_target=ds.curve_target[in_curves],
+        curve_tokens=ds.curve_tokens[in_curves],
+        curve_value=ds.curve_value[in_curves],
+    ))
