@@ -86,6 +86,19 @@ class ReplicaPredictor(Protocol):
     def predict(self, mixtures: np.ndarray) -> np.ndarray: ...  # (B, m)
 
 
+def check_batch_input(law: str, mixtures, targets, weights) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Arrays for a batched fit (weight rows x targets) and the mask of observed values;
+    every (row, target) problem is checked with :func:`check_fit_input`."""
+    mixtures = np.asarray(mixtures, dtype=float)
+    targets = np.asarray(targets, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    observed = np.isfinite(targets)
+    for row in weights:
+        for i in range(targets.shape[1]):
+            check_fit_input(law, mixtures, np.where(observed[:, i], targets[:, i], 0.0), row * observed[:, i])
+    return mixtures, targets, weights, observed
+
+
 def check_fit_input(law: str, mixtures: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> None:
     """Raise :class:`FitError` (naming the law and why) on input no law can be fitted on.
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.errors import FitError
-from engine.laws.base import LawBase, as_mixtures, check_fit_input, one_torch_thread
+from engine.laws.base import LawBase, as_mixtures, check_batch_input, one_torch_thread
 
 T_BOUND = 50.0
 REFIT_ITERATIONS = 20
@@ -55,15 +55,8 @@ class ExponentialLaw(LawBase):
     def fit_batch(cls, mixtures, targets, weights, *, options=None,
                   start: list["ExponentialLaw"] | None = None) -> list[list["ExponentialLaw"]]:
         options = {"ridge": 1e-4, "huber": 1.5, "iterations": 60, **(options or {})}
-        mixtures = np.asarray(mixtures, dtype=float)
-        targets = np.asarray(targets, dtype=float)
-        weights = np.asarray(weights, dtype=float)
-        observed = np.isfinite(targets)
+        mixtures, targets, weights, observed = check_batch_input(cls.name, mixtures, targets, weights)
         n_rep, n_tgt = len(weights), targets.shape[1]
-        for r in range(n_rep):
-            for i in range(n_tgt):
-                check_fit_input(cls.name, mixtures, np.where(observed[:, i], targets[:, i], 0.0),
-                                weights[r] * observed[:, i])
         w = torch.as_tensor(weights[:, None, :] * observed.T[None], dtype=torch.float64).reshape(-1, len(mixtures))
         y = torch.as_tensor(np.where(observed, targets, 0.0).T, dtype=torch.float64).repeat(n_rep, 1)
         p = torch.as_tensor(mixtures, dtype=torch.float64)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from engine.errors import FitError
-from engine.laws.base import LawBase, as_mixtures, check_fit_input, one_torch_thread
+from engine.laws.base import LawBase, as_mixtures, check_batch_input, one_torch_thread
 
 DTYPE = torch.float64
 NOISE_FLOOR = 1e-3  # in standard deviations of the target
@@ -71,15 +71,8 @@ class GPLaw(LawBase):
     def fit_batch(cls, mixtures, targets, weights, *, options=None, hyper: list[list["GPLaw"]] | None = None):
         """Fit every (weight row, target); with ``hyper`` ([r][i] or [0][i] laws) reuse their hyperparameters."""
         options = {**cls()._options(), **(options or {})}
-        mixtures = np.asarray(mixtures, dtype=float)
-        targets = np.asarray(targets, dtype=float)
-        weights = np.asarray(weights, dtype=float)
-        observed = np.isfinite(targets)
+        mixtures, targets, weights, observed = check_batch_input(cls.name, mixtures, targets, weights)
         n_rep, n_tgt = len(weights), targets.shape[1]
-        for r in range(n_rep):
-            for i in range(n_tgt):
-                check_fit_input(cls.name, mixtures, np.where(observed[:, i], targets[:, i], 0.0),
-                                weights[r] * observed[:, i])
         shared = hyper is not None and len(hyper) == 1  # refits on all runs with one set of hyperparameters
 
         def fit_row(r: int, kernel: torch.Tensor | None) -> tuple[list[GPLaw], torch.Tensor]:
