@@ -14,7 +14,7 @@ from app.ui.plan_charts import (epochs_chart, mixture_bars, objective_chart, obj
                                 sweep_objective_chart)
 from app.ui.state import require_project
 from engine.errors import MixplanError
-from engine.plan.budget import format_count, parse_count
+from engine.counts import format_count, parse_count
 from engine.plan.constraints import Constraints
 from engine.plan.exports import FORMATS, export
 from engine.plan.plan import Plan, what_if
@@ -89,8 +89,8 @@ params_text = middle.text_input("Model size (optional)", value="", help="e.g. 1B
 max_epochs = right.number_input("Epoch cap per domain (0 = none)", min_value=0.0, value=4.0, step=1.0,
                                 key="plan_max_epochs")
 try:
-    budget = parse_count(budget_text)
-    params = parse_count(params_text, what="model size", flag="model size") if params_text.strip() else None
+    budget = parse_count(budget_text, flag="Token budget")
+    params = parse_count(params_text, what="a model size", flag="Model size") if params_text.strip() else None
     data_hash = _data_hash(project, url)
     base_inputs = _inputs(project, url, data_hash, "mean", None, "muennighoff")
 except MixplanError as error:

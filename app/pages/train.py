@@ -15,10 +15,10 @@ from app.ui.cache import forget_cached_data
 from app.ui.errors import show_error
 from app.ui.state import flash, require_project, show_flash
 from app.ui.train_charts import jobs_frame, trajectory_chart
+from engine.counts import parse_counts, parse_whole_count
 from engine.errors import MixplanError
 from engine.services.training import aioli_trajectories, default_data_dir, launch_background, list_jobs
 from engine.train.data import read_prepared
-from engine.train.design import parse_budgets, parse_tokens
 from engine.train.model import MODEL_SIZES
 
 project = require_project()
@@ -72,7 +72,7 @@ if prepared is not None:
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="sweep_seed")
         if st.form_submit_button("Launch sweep", type="primary"):
             try:
-                parse_budgets(budgets)
+                parse_counts(budgets, flag="Budgets")
             except MixplanError as error:
                 show_error(error)
             else:
@@ -93,7 +93,7 @@ if prepared is not None:
         baseline = st.checkbox("Also run the stratified (uniform) baseline", value=True)
         if st.form_submit_button("Launch Aioli", type="primary"):
             try:
-                parse_tokens(tokens)
+                parse_whole_count(tokens, flag="Tokens")
             except MixplanError as error:
                 show_error(error)
             else:

@@ -10,6 +10,7 @@ import typer
 
 from engine.cli._app import app, emit_json, guarded
 from engine.config import Settings
+from engine.counts import format_count
 from engine.ingest.table import ColumnRoles
 
 DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL (default: MIXPLAN_DATABASE_URL, else the SQLite file under MIXPLAN_HOME).")]
@@ -22,16 +23,6 @@ def _columns(values: list[str] | None) -> tuple[str, ...] | None:
     if not values:
         return None
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
-
-
-def human_count(value: float | int | None) -> str:
-    """120000000 -> '120M'; None -> '-'."""
-    if value is None:
-        return "-"
-    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:g}"
 
 
 @app.command()
@@ -97,7 +88,7 @@ def runs(project: ProjectOption, json_out: JsonOption = False,
     table = [("run", "top shares", "tokens", "params", "measurements", "source")]
     for r in rows:
         shares = ", ".join(f"{d} {s:.2f}" for d, s in r.top_domains(3))
-        table.append((r.name, shares, human_count(r.tokens), human_count(r.model_params), str(r.n_measurements),
+        table.append((r.name, shares, format_count(r.tokens), format_count(r.model_params), str(r.n_measurements),
                       r.source_file or "-"))
     _print_table(table)
     typer.echo(f"{len(rows)} runs")
@@ -122,7 +113,7 @@ def domains(ctx: typer.Context, project: Annotated[Optional[str], typer.Option("
         emit_json({"project": project, "domains": [dataclasses.asdict(d) for d in rows]})
         return
     table = [("domain", "unique tokens", "tags", "data path")]
-    table += [(d.name, human_count(d.unique_tokens), ", ".join(f"{k}={v}" for k, v in d.tags.items()) or "-",
+    table += [(d.name, format_count(d.unique_tokens), ", ".join(f"{k}={v}" for k, v in d.tags.items()) or "-",
                d.data_path or "-") for d in rows]
     _print_table(table)
 

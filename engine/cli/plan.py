@@ -9,7 +9,7 @@ import typer
 
 from engine.cli._app import app, emit_json, guarded
 from engine.errors import InputError
-from engine.plan.budget import format_count, parse_count
+from engine.counts import format_count, parse_count, parse_shares
 from engine.plan.constraints import Constraints
 from engine.plan.exports import FORMATS, export
 
@@ -30,30 +30,11 @@ ExcludeTagOpt = Annotated[Optional[list[str]], typer.Option(
 RepetitionOpt = Annotated[str, typer.Option("--repetition", help="muennighoff (default) or goyal.")]
 
 
-def parse_shares(items: list[str] | None, flag: str) -> dict[str, float]:
-    """``["code=0.05", ...]`` -> ``{"code": 0.05}``, with a clear error for anything else."""
-    shares: dict[str, float] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise InputError(f"{flag} '{item}' is not NAME=SHARE.", hint=f"e.g. {flag} code=0.05")
-        try:
-            share = float(value)
-        except ValueError:
-            raise InputError(f"{flag} '{item}': '{value}' is not a number.", hint=f"e.g. {flag} code=0.05") from None
-        if not 0.0 <= share <= 1.0:
-            raise InputError(f"{flag} '{item}': a share must be between 0 and 1.", hint=f"e.g. {flag} code=0.05")
-        if name.strip() in shares:
-            raise InputError(f"{flag} names '{name.strip()}' twice.", hint="give each domain once.")
-        shares[name.strip()] = share
-    return shares
-
-
 def build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs: float) -> Constraints:
     if max_epochs < 0:
         raise InputError(f"--max-epochs {max_epochs:g} is negative.", hint="give a positive cap, or 0 for none.")
-    return Constraints(lower=parse_shares(min_, "--min"), upper=parse_shares(max_, "--max"),
-                       fixed=parse_shares(fix, "--fix"), exclude=tuple(exclude or ()),
+    return Constraints(lower=parse_shares(min_, flag="--min"), upper=parse_shares(max_, flag="--max"),
+                       fixed=parse_shares(fix, flag="--fix"), exclude=tuple(exclude or ()),
                        exclude_tags=tuple(exclude_tag or ()), max_epochs=max_epochs or None)
 
 
@@ -91,8 +72,8 @@ def plan_command(
 
         if fmt not in ("table", *FORMATS):
             raise InputError(f"--format '{fmt}' is unknown.", hint="use table, " + ", ".join(FORMATS) + ".")
-        budget_tokens = parse_count(budget)
-        model_params = parse_count(params, what="model size", flag="--params") if params else None
+        budget_tokens = parse_count(budget, flag="--budget")
+        model_params = parse_count(params, what="a model size", flag="--params") if params else None
         constraints = build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs)
         plan = make_project_plan(project, budget_tokens, constraints, objective=objective, law=law,
                                  model_params=model_params, repetition_form=_repetition(repetition),
@@ -157,7 +138,7 @@ def sweep_command(
         if points < 2 or points > 200:
             raise InputError(f"--points {points}: give between 2 and 200 budgets.", hint="e.g. --points 12")
         grid = budget_grid(parse_count(low, flag="--low"), parse_count(high, flag="--high"), points)
-        model_params = parse_count(params, what="model size", flag="--params") if params else None
+        model_params = parse_count(params, what="a model size", flag="--params") if params else None
         sweep = sweep_project(project, grid, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
                               objective=objective, law=law, model_params=model_params)
         if as_json:
@@ -201,9 +182,9 @@ def suggest_command(
     def run():
         from engine.services.plans import suggest_for_project
 
-        model_params = parse_count(params, what="model size", flag="--params") if params else None
+        model_params = parse_count(params, what="a model size", flag="--params") if params else None
         plan, suggestion = suggest_for_project(
-            project, parse_count(budget), n, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
+            project, parse_count(budget, flag="--budget"), n, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
             objective=objective, law=law, model_params=model_params, seed=seed)
         if as_json:
             emit_json({"plan_mixture": plan.recommended.mixture, **suggestion.to_dict()})

@@ -61,12 +61,12 @@ def _spec_options(project, data, name, tokens, mixture, method, model, seq_len, 
                   device, compile_model, threads, aioli_rounds, aioli_lp_rounds, aioli_lp_steps,
                   aioli_one_hot, aioli_eta, aioli_no_normalize):
     from engine.train.aioli import AioliOptions
-    from engine.train.design import parse_mixture, parse_tokens
+    from engine.counts import parse_shares, parse_whole_count
     from engine.train.loop import TrainSpec
 
     return TrainSpec(
-        project=project, data_dir=str(data), name=name or "", tokens=parse_tokens(tokens),
-        mixture=parse_mixture(mixture) if mixture else {}, method=method, model=model, seq_len=seq_len,
+        project=project, data_dir=str(data), name=name or "", tokens=parse_whole_count(tokens, flag="--tokens"),
+        mixture=parse_shares(mixture, flag="--mixture"), method=method, model=model, seq_len=seq_len,
         batch_size=batch_size, lr=lr, seed=seed, evals=evals, device=device, compile=compile_model, threads=threads,
         aioli=AioliOptions(rounds=aioli_rounds, lp_rounds=aioli_lp_rounds, lp_steps=aioli_lp_steps,
                            one_hot_factor=aioli_one_hot, eta=aioli_eta, normalize_a=not aioli_no_normalize),
@@ -145,7 +145,7 @@ def sweep_command(
 ) -> None:
     """Run a design of mixtures (Dirichlet around the token prior) at several budgets."""
     from engine.services.training import sweep, sweep_specs
-    from engine.train.design import parse_budgets
+    from engine.counts import parse_counts
     from engine.train.loop import TrainSpec
 
     def report(outcome, done, total):
@@ -156,7 +156,7 @@ def sweep_command(
     def run():
         base = TrainSpec(project=project, data_dir=str(data), name="", tokens=batch_size * seq_len, model=model,
                          seq_len=seq_len, batch_size=batch_size, lr=lr, evals=evals, device=device)
-        specs = sweep_specs(base, n, parse_budgets(budgets), seed, prefix=prefix)
+        specs = sweep_specs(base, n, parse_counts(budgets, flag="--budgets"), seed, prefix=prefix)
         return sweep(specs, workers=workers, threads_per_worker=threads, url=db, on_result=report)
 
     outcomes = guarded(run)

@@ -278,10 +278,7 @@ class TidyCsvReader:
     def _count(self, row: list[str], pos: int | None, line: int, what: str) -> int | None:
         if pos is None:
             return None
-        cell = row[pos]
-        if cell.isascii() and cell.isdigit() and len(cell) < 19:
-            return int(cell)
-        return parse_optional_count(cell, Where(self.source.display, line, self.header[pos]), what)
+        return parse_optional_count(row[pos], Where(self.source.display, line, self.header[pos]), what)
 
 
 JSONL_RUN_KEYS = {"mixture", "measurements", "model_params", "tokens", "seed", "seq_len", "tokenizer", "framework", "method"}

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from engine.counts import parse_whole_count
 from engine.errors import InputError
 
 # Shares may be off by this much (rounding in the logs); they are renormalised and the row is reported.
 SUM_TOLERANCE = 0.01
-MAX_COUNT = 2**63 - 1024  # counts are stored as 64-bit integers
-
-_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
-_MULTIPLIER = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 
 @dataclass(frozen=True)
@@ -29,28 +25,11 @@ class Where:
         return InputError(message, file=self.file, row=self.line, column=self.column, hint=hint)
 
 
-def parse_count(text: Any, where: Where, what: str = "a count") -> int:
-    """A non-negative whole count such as ``120000000``, ``1.2e8``, ``120M`` or ``1.2B``."""
-    if isinstance(text, bool):
-        raise where.error(f"expected {what}, got {text!r}.", "write a number such as 120000000 or 120M.")
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        match = _COUNT.match(str(text))
-        if not match:
-            raise where.error(f"expected {what}, got {str(text)!r}.", "write a number such as 120000000, 1.2e8 or 120M.")
-        value = float(match.group(1)) * _MULTIPLIER[match.group(2).lower()]
-    if not math.isfinite(value) or value < 0:
-        raise where.error(f"expected {what} (a finite number >= 0), got {text!r}.", "write a number such as 120000000.")
-    if value >= MAX_COUNT:
-        raise where.error(f"{text!r} is too large for {what} (the limit is about 9.2e18).", "check the units of this value.")
-    return int(round(value))
-
-
 def parse_optional_count(text: Any, where: Where, what: str = "a count") -> int | None:
+    """A whole count >= 0 (``120000000``, ``1.2e8``, ``120M``) by the one count rule; empty means unknown."""
     if text is None or (isinstance(text, str) and not text.strip()):
         return None
-    return parse_count(text, where, what)
+    return parse_whole_count(text, what=what, where=where, allow_zero=True)
 
 
 def parse_share(text: str | float | int | None, where: Where) -> float:

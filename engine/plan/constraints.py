@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.errors import InputError, PlanError
-from engine.plan.budget import format_count
+from engine.counts import format_count
 
 TOL = 1e-12
 

@@ -26,7 +26,7 @@ from engine.ingest.metadata import parse_tags, read_metadata_csv, read_metadata_
 from engine.ingest.pairs import PairReader, olmix_half as olmix_layout, regmix_halves
 from engine.ingest.readers import JsonlReader, TidyCsvReader
 from engine.ingest.table import ColumnRoles, DomainMetadata, Notes, ParsedRun, SourceFile
-from engine.ingest.validate import Where, check_name, parse_count
+from engine.ingest.validate import Where, check_name, parse_optional_count
 from engine.ingest.writer import BatchWriter
 from engine.services.projects import validate_project_name
 from engine.store import Domain, IngestBatch, Project, get_engine
@@ -278,7 +278,7 @@ def set_domain_metadata(
     """Set a domain's unique tokens (``1.2B`` allowed), merge tags (``{"license": "cc-by"}`` or ``["license=cc-by"]``), set its data path."""
     where = Where(None, None, None)
     domain = check_name(domain, where, "domain")
-    unique = None if unique_tokens is None else parse_count(unique_tokens, Where(None, None, "unique_tokens"), "a token count")
+    unique = parse_optional_count(unique_tokens, Where(None, None, "unique_tokens"), "a token count")
     if isinstance(tags, list):
         parsed: dict[str, Any] = {}
         for text in tags:

@@ -10,50 +10,11 @@ rejection; every draw comes from one seeded generator, so a seed fixes the desig
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.errors import InputError
-
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-
-
-def parse_tokens(text: str) -> int:
-    """'250k', '1M', '2.5B' or '1000000' -> tokens."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbgt]?)\s*", str(text), flags=re.I)
-    if not match:
-        raise InputError(f"'{text}' is not a token count.", hint="write e.g. 500k, 2M or 1.5B.")
-    return int(round(float(match.group(1)) * _SUFFIX[match.group(2).lower()]))
-
-
-def parse_budgets(text: str) -> list[int]:
-    budgets = [parse_tokens(part) for part in str(text).split(",") if part.strip()]
-    if not budgets:
-        raise InputError("no budgets given.", hint="write e.g. --budgets 250k,1M.")
-    return sorted(set(budgets))
-
-
-def parse_mixture(text: str) -> dict[str, float]:
-    """'code=0.4,web=0.6' -> {'code': 0.4, 'web': 0.6}."""
-    mixture: dict[str, float] = {}
-    for part in str(text).split(","):
-        if not part.strip():
-            continue
-        name, sep, value = part.partition("=")
-        try:
-            share = float(value)
-        except ValueError:
-            share = float("nan")
-        if not sep or not name.strip() or not np.isfinite(share) or share < 0:
-            raise InputError(f"'{part.strip()}' is not DOMAIN=SHARE with a non-negative share.",
-                             hint="write e.g. --mixture code=0.4,prose=0.6.")
-        mixture[name.strip()] = share
-    if not mixture or sum(mixture.values()) <= 0:
-        raise InputError("the mixture is empty or all zero.", hint="write e.g. --mixture code=0.4,prose=0.6.")
-    return mixture
-
 
 @dataclass(frozen=True)
 class Bounds:

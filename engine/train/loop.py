@@ -29,6 +29,7 @@ import torch
 
 from engine.config import Settings
 from engine.errors import InputError, TrainError
+from engine.ingest.validate import Where, normalise_mixture, parse_share
 from engine.train import records
 from engine.train.aioli import AioliOptions, AioliPolicy
 from engine.train.data import PreparedData, open_tokens, read_prepared
@@ -212,15 +213,13 @@ def _check_data(prepared: PreparedData, spec: TrainSpec) -> list[str]:
 def mixture_vector(spec: TrainSpec, domains: list[str]) -> np.ndarray:
     if spec.method != "static":
         return np.full(len(domains), 1.0 / len(domains))
-    shares = np.array([float(spec.mixture.get(d, 0.0)) for d in domains])
-    if not spec.mixture or (shares < 0).any() or not np.isfinite(shares).all() or shares.sum() <= 0:
-        raise InputError(
-            "a static run needs a mixture of non-negative shares with a positive sum.",
-            hint="pass e.g. --mixture code=0.5,prose=0.3,legal=0.2.",
-        )
-    if abs(shares.sum() - 1.0) > 1e-6:
-        log.info("mixture shares sum to %.6f; renormalised", shares.sum())
-    return shares / shares.sum()
+    if not spec.mixture:
+        raise InputError("a static run needs a mixture.", hint="pass e.g. --mixture code=0.5,prose=0.3,legal=0.2.")
+    where = Where(None, None, "--mixture")
+    mixture, note = normalise_mixture({d: parse_share(v, where) for d, v in spec.mixture.items()}, where)
+    if note:
+        log.info("mixture %s", note)
+    return np.array([mixture.get(d, 0.0) for d in domains])
 
 
 def checkpoint_path(spec: TrainSpec) -> Path:

@@ -5,26 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import InputError
-from engine.plan.budget import format_count, parse_count
 from engine.plan.repetition import RepetitionLaw, effective_tokens, fit_repetition, repeated_runs
 from engine.plan.token_law import SINGLE_BUDGET_NOTE, fit_token_law
-
-
-@pytest.mark.parametrize("text, value", [("300B", 3e11), ("2.5T", 2.5e12), ("3e11", 3e11), ("25e9", 2.5e10),
-                                         ("1b", 1e9), (" 7M ", 7e6), ("1.5K", 1500.0), (42, 42.0)])
-def test_parse_count_accepts_the_usual_spellings(text, value):
-    assert parse_count(text) == pytest.approx(value)
-
-
-@pytest.mark.parametrize("text", ["", "abc", "300X", "-5B", "0", "1e400", "B", "3 00B"])
-def test_parse_count_rejects_with_the_flag_named(text):
-    with pytest.raises(InputError, match="--budget"):
-        parse_count(text)
-
-
-def test_format_count():
-    assert format_count(2.5e11) == "250B" and format_count(1.2e12) == "1.2T"
 
 
 def test_muennighoff_effective_tokens_match_the_formula():

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import InputError
-from engine.train.design import Bounds, parse_budgets, parse_mixture, parse_tokens, sample_mixtures, sweep_design
+from engine.train.design import Bounds, sample_mixtures, sweep_design
 
 TOKENS = np.array([4_000_000, 400_000, 40_000])
 
@@ -48,13 +48,3 @@ def test_sweep_design_crosses_mixtures_and_budgets():
     assert [p.mixture for p in points[:4]] == [p.mixture for p in points[4:]]
     assert {p.tokens for p in points} == {100_000, 1_000_000}
     assert points[0].name == "sweep-s0-m000-100k" and points[4].name == "sweep-s0-m000-1M"
-
-
-def test_parsing_tokens_budgets_and_mixtures():
-    assert parse_tokens("250k") == 250_000 and parse_tokens("1.5M") == 1_500_000 and parse_tokens("2e3") == 2000
-    assert parse_budgets("1M, 250k,1M") == [250_000, 1_000_000]
-    assert parse_mixture("code=0.4, web=0.6") == {"code": 0.4, "web": 0.6}
-    with pytest.raises(InputError, match="token count"):
-        parse_tokens("lots")
-    with pytest.raises(InputError, match="DOMAIN=SHARE"):
-        parse_mixture("code=-1")
