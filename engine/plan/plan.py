@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from engine.errors import PlanError
+from engine.ingest.mixtures import mixture_vector
+from engine.ingest.validate import Where
 from engine.plan import baselines as baseline_mod
 from engine.plan.budget_law import BudgetAwareModel
 from engine.plan.constraints import Constraints, resolve
@@ -242,11 +244,9 @@ def score_options(
 
 def what_if(plan_model: BudgetAwareModel, context: PlanContext, budget_tokens: float,
             mixture: dict[str, float]) -> Option:
-    """Score a user-edited mixture (shares renormalised to 1) -- the page's what-if editor."""
-    values = np.array([max(float(mixture.get(d, 0.0)), 0.0) for d in plan_model.domains])
-    if values.sum() <= 0:
-        raise PlanError("the edited mixture has no positive share; give at least one domain a share.")
-    return score_options(plan_model, context, budget_tokens, values / values.sum(), names=["what-if"])[0]
+    """Score a user-edited mixture -- the page's what-if editor; shares are checked as ingest checks a row."""
+    values, _ = mixture_vector(mixture, plan_model.domains, Where("what-if", None, "share"))
+    return score_options(plan_model, context, budget_tokens, values, names=["what-if"])[0]
 
 
 def with_id(plan: Plan, plan_id: int) -> Plan:

@@ -10,7 +10,6 @@ user set one (``Project.law_overrides``).
 
 from __future__ import annotations
 
-import csv
 import inspect
 import logging
 import time
@@ -22,7 +21,7 @@ import numpy as np
 from sqlalchemy import select
 
 from engine.errors import FitError, InputError
-from engine.ingest.names import RUN_ID_COLUMNS, find_column, mixture_role, shared_prefix
+from engine.ingest.mixtures import read_mixtures
 from engine.laws.bootstrap import OffsetReplicas, bootstrap_counts, interval, residual_offsets
 from engine.laws.cv import cross_validated_predictions, fold_ids, metrics
 from engine.laws.objective import FittedObjective, ObjectiveSpec, parse_objective
@@ -284,83 +283,16 @@ def set_default_law(project: str, objective: str | dict[str, float], law: str | 
 # -- candidate mixtures ---------------------------------------------------------------------------
 
 
-def read_mixtures_csv(path: str | Path, domains: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
-    """Names, (m, k) shares in project domain order, notes -- from a CSV shaped like an uploaded mixture file.
-
-    Column names are cleaned as ingest cleans them (role prefixes such as ``train_``, then a
-    prefix every column shares, e.g. RegMix's ``the_pile_``); domains missing from the file get 0.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file: {path}.", file=str(path), hint="give the path of a CSV of candidate mixtures.")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    if len(rows) < 2:
-        raise InputError("the file has no mixture rows.", file=path.name, row=1,
-                         hint="write a header row of domain names and one row of shares per candidate.")
-    header = [h.strip() for h in rows[0]]
-    id_column = find_column(header, RUN_ID_COLUMNS)
-    share_columns = [h for h in header if h != id_column]
-    mapping = _map_columns(share_columns, domains, path.name)
-    notes = []
-    missing = [d for d in domains if d not in mapping.values()]
-    if missing:
-        notes.append(f"domains not in the file get share 0: {', '.join(missing)}")
-    names, shares = [], np.zeros((len(rows) - 1, len(domains)))
-    for r, row in enumerate(rows[1:]):
-        line = r + 2
-        if len(row) != len(header):
-            raise InputError(f"expected {len(header)} fields, found {len(row)}.", file=path.name, row=line,
-                             hint="every row needs one value per header column.")
-        record = dict(zip(header, row))
-        names.append(record[id_column].strip() if id_column else f"candidate {r + 1}")
-        for column, domain in mapping.items():
-            text = record[column].strip()
-            try:
-                value = float(text) if text else 0.0
-            except ValueError:
-                raise InputError(f"expected a share between 0 and 1, found '{text}'.", file=path.name, row=line,
-                                 column=column, hint="write shares as plain numbers such as 0.25.") from None
-            if not np.isfinite(value) or value < 0:
-                raise InputError(f"expected a share between 0 and 1, found '{text}'.", file=path.name, row=line,
-                                 column=column, hint="shares are non-negative numbers.")
-            shares[r, domains.index(domain)] = value
-        total = shares[r].sum()
-        if total <= 0:
-            raise InputError("the shares of this row are all zero.", file=path.name, row=line,
-                             hint="give at least one domain a positive share.")
-        if abs(total - 1) > 0.02:
-            raise InputError(f"the shares sum to {total:.4f}, not 1.", file=path.name, row=line,
-                             hint="make each row's shares sum to 1 (within 0.02; small rounding is renormalised).")
-        shares[r] /= total
-    return names, shares, notes
-
-
-def _map_columns(columns: list[str], domains: list[str], file: str) -> dict[str, str]:
-    stripped = [mixture_role(c) or c for c in columns]
-    prefix = shared_prefix(stripped) if not all(s in domains for s in stripped) else ""
-    mapping = {}
-    for column, short in zip(columns, stripped):
-        for candidate in (column, short, short[len(prefix):] if prefix and short.startswith(prefix) else short):
-            if candidate in domains:
-                mapping[column] = candidate
-                break
-        else:
-            raise InputError(f"column '{column}' names no domain of this project.", file=file, row=1, column=column,
-                             hint=f"use the project's domains: {', '.join(domains)}.")
-    return mapping
-
-
 def predict_mixtures(project: str, mixtures_file: str | Path, *, objective: str | dict[str, float] = "mean",
                      law: str | None = None, url: str | None = None) -> PredictionTable:
     """Predict the objective of each candidate mixture in a CSV, with a 90% bootstrap interval."""
     model = load_objective_model(project, objective=objective, law=law, url=url)
-    names, shares, notes = read_mixtures_csv(mixtures_file, model.domains)
-    per_target = model.predict_targets(shares)
-    replicas = model.predict_targets_replicas(shares) @ model.weights  # (B, m)
+    table = read_mixtures(mixtures_file, model.domains)
+    per_target = model.predict_targets(table.shares)
+    replicas = model.predict_targets_replicas(table.shares) @ model.weights  # (B, m)
     lo, hi = interval(replicas)
-    return PredictionTable(model.law, model.objective, names, model.domains, shares, per_target @ model.weights,
-                           lo, hi, model.targets, per_target, notes)
+    return PredictionTable(model.law, model.objective, table.names, model.domains, table.shares,
+                           per_target @ model.weights, lo, hi, model.targets, per_target, table.notes)
 
 
 # -- views for the Fit page and the CLI -----------------------------------------------------------

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+from engine.errors import InputError
 from engine.plan.budget_law import BudgetAwareModel
 from engine.plan.constraints import Constraints
 from engine.plan.optimize import OptimizerSettings
@@ -151,7 +152,20 @@ def test_what_if_moves_the_prediction(fitted):
     model, ctx = fitted
     plan = make_plan(model, ctx, 1e10)
     edited = dict(plan.recommended.mixture)
-    edited["gold"] = 0.0
+    gold = edited["gold"]
+    edited = {d: (0.0 if d == "gold" else s / (1 - gold)) for d, s in edited.items()}
     option = what_if(model, ctx, 1e10, edited)
     assert option.objective > plan.recommended.objective
     assert sum(option.mixture.values()) == pytest.approx(1.0)
+
+
+def test_what_if_checks_shares_as_ingest_does(fitted):
+    model, ctx = fitted
+    plan = make_plan(model, ctx, 1e10)
+    half = {d: s / 2 for d, s in plan.recommended.mixture.items()}
+    with pytest.raises(InputError, match="sum to 0.5, not 1"):
+        what_if(model, ctx, 1e10, half)
+    close = {d: s * 1.005 for d, s in plan.recommended.mixture.items()}  # rounding within the tolerance
+    assert what_if(model, ctx, 1e10, close).objective == pytest.approx(plan.recommended.objective)
+    with pytest.raises(InputError, match="'video' is not a domain"):
+        what_if(model, ctx, 1e10, {**plan.recommended.mixture, "video": 0.0})
