@@ -13,6 +13,7 @@ from app.ui.fit_charts import domain_effect_chart, predicted_vs_actual_chart
 from app.ui.state import require_project
 from engine.laws.registry import DEFAULT_LAWS
 from engine.services import fits
+from engine.services.projects import project_data_hash
 from engine.services.runs import list_targets
 
 
@@ -50,7 +51,7 @@ project = require_project()
 url = database_url()
 with stop_on_error():
     targets = list_targets(project, url=url)
-    data_hash = fits.project_data_hash(project, url=url)
+    data_hash = project_data_hash(project, url=url)
 if not targets:
     st.info("This project has no evaluation targets yet. Upload runs on the **Upload** page.")
     st.stop()

@@ -20,7 +20,8 @@ from engine.plan.exports import FORMATS, export
 from engine.plan.plan import Plan, what_if
 from engine.plan.suggest import suggest_runs
 from engine.plan.sweep import BudgetSweep, budget_grid, sweep_budgets
-from engine.services.plans import PlanningInputs, plan_from_inputs, planning_inputs, project_data_hash
+from engine.services.plans import PlanningInputs, plan_from_inputs, planning_inputs
+from engine.services.projects import project_data_hash
 
 EXPORT_FILES = {"json": "plan.json", "yaml": "plan.yaml", "megatron": "megatron_data_path.txt",
                 "hf": "interleave_datasets.py", "mosaic": "mosaic_streams.py", "csv": "plan_options.csv"}

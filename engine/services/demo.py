@@ -19,6 +19,7 @@ from sqlalchemy import select
 from engine.config import EXAMPLES_DIR
 from engine.errors import InputError, MixplanError
 from engine.store import Project, session_scope
+from engine.store.queries import find_project, project_or_none
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def load_demo_project(*, url: str | None = None, reset: bool = False, examples_d
             hint="run `python scripts/make_synthetic_demo.py` in a source checkout.",
         )
     with session_scope(url) as s:
-        exists = s.scalar(select(Project.id).where(Project.name == DEMO_PROJECT)) is not None
+        exists = project_or_none(s, DEMO_PROJECT) is not None
     if exists and not reset:
         return DEMO_PROJECT
     if exists:
@@ -95,7 +96,7 @@ def load_demo_project(*, url: str | None = None, reset: bool = False, examples_d
         delete_project(DEMO_PROJECT, url=url)  # next start tries again instead of showing an empty demo
         raise
     with session_scope(url) as s:
-        project = s.scalar(select(Project).where(Project.name == DEMO_PROJECT))
+        project = find_project(s, DEMO_PROJECT)
         project.description = source.description
         project.is_demo = True
     log.info("demo project loaded from %s: %s", source.folder, report.summary())

@@ -28,7 +28,8 @@ from engine.laws.objective import FittedObjective, ObjectiveSpec, parse_objectiv
 from engine.laws.registry import DEFAULT_LAWS, mixture_law
 from engine.store import session_scope
 from engine.store.dataset import Dataset, at_proxy_scale, load_dataset
-from engine.store.models import LawFit, Project
+from engine.store.models import LawFit
+from engine.store.queries import find_project
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,6 @@ def _law_options(law_cls, seed: int) -> dict[str, Any]:
     return {"seed": seed} if "seed" in inspect.signature(law_cls).parameters else {}
 
 
-def _project_row(session, name: str) -> Project:
-    project = session.scalar(select(Project).where(Project.name == name))
-    if project is None:
-        raise InputError(f"no project named '{name}'.", hint="list projects with `mixplan projects`.")
-    return project
-
-
 def _row_from_fit(fit: LawFit, reused: bool) -> LawRow:
     m = fit.cv_metrics
     return LawRow(fit.law, bool(fit.params.get("smooth")), m["spearman"], m["pearson"], m["mae"], m["rmse"],
@@ -151,15 +145,24 @@ def _json(values: np.ndarray) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=float)]
 
 
+def _proxy_dataset(session, project: str, dataset: Dataset | None) -> Dataset:
+    """The runs the mixing laws are fitted on: ``dataset`` (already loaded by the caller) or the store's, at the proxy scale."""
+    return at_proxy_scale(dataset if dataset is not None else load_dataset(session, project))
+
+
 def fit_project(project: str, *, objective: str | dict[str, float] = "mean", laws: list[str] | None = None,
-                folds: int = 5, bootstrap: int = 100, seed: int = 0, url: str | None = None) -> FitReport:
-    """Fit (or reuse) every requested law for ``objective``; store the fits; report CV figures and the default."""
+                folds: int = 5, bootstrap: int = 100, seed: int = 0, url: str | None = None,
+                dataset: Dataset | None = None) -> FitReport:
+    """Fit (or reuse) every requested law for ``objective``; store the fits; report CV figures and the default.
+
+    ``dataset``: the project's runs when the caller has loaded them already (they are not read again).
+    """
     laws = list(laws or DEFAULT_LAWS)
     for name in laws:
         mixture_law(name)
     with session_scope(url) as s:
-        dataset = at_proxy_scale(load_dataset(s, project))
-        project_row = _project_row(s, project)
+        project_row = find_project(s, project)
+        dataset = _proxy_dataset(s, project, dataset)
         spec = parse_objective(objective, dataset.targets, dataset.directions)
         overrides = dict(project_row.law_overrides or {})
         project_id = project_row.id
@@ -203,12 +206,13 @@ def _stored_fit(session, project_id: int, law: str, objective: str, data_hash: s
     return None
 
 
-def stored_fits(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None) -> list[LawFit]:
+def stored_fits(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
+                dataset: Dataset | None = None) -> list[LawFit]:
     """The newest stored fit of each law for ``objective`` on the project's current data (detached rows)."""
     with session_scope(url) as s:
-        dataset = at_proxy_scale(load_dataset(s, project))
+        dataset = _proxy_dataset(s, project, dataset)
         spec = parse_objective(objective, dataset.targets, dataset.directions)
-        project_id = _project_row(s, project).id
+        project_id = find_project(s, project).id
         fits = s.scalars(select(LawFit).where(LawFit.project_id == project_id, LawFit.objective == spec.key,
                                               LawFit.data_hash == dataset.data_hash).order_by(LawFit.id.desc())).all()
         newest: dict[str, LawFit] = {}
@@ -233,31 +237,48 @@ def model_from_fit(fit: LawFit | dict[str, Any]) -> FittedObjective:
 
 
 def load_objective_model(project: str, *, objective: str | dict[str, float] = "mean", law: str | None = None,
-                         url: str | None = None) -> FittedObjective:
-    """The project's default law for ``objective`` (or ``law``), rebuilt from the store; fitted first if absent."""
-    fits = {f.law: f for f in stored_fits(project, objective=objective, url=url)}
+                         url: str | None = None, dataset: Dataset | None = None) -> FittedObjective:
+    """The project's default law for ``objective`` (or ``law``), rebuilt from the store; fitted first if absent.
+
+    ``dataset``: the project's runs when the caller has loaded them already (they are not read again).
+    """
+    return _objective_model(project, objective=objective, law=law, url=url, dataset=dataset)[0]
+
+
+def _objective_model(project: str, *, objective, law, url, dataset) -> tuple[FittedObjective, LawFit]:
+    if dataset is None:
+        with session_scope(url) as s:
+            dataset = load_dataset(s, project)
+    fits = {f.law: f for f in stored_fits(project, objective=objective, url=url, dataset=dataset)}
     if law is not None:
         mixture_law(law)
     wanted_missing = (law is not None and law not in fits) or not fits
     if wanted_missing:
-        report = fit_project(project, objective=objective, laws=[law] if law else None, url=url)
-        fits = {f.law: f for f in stored_fits(project, objective=objective, url=url)}
+        report = fit_project(project, objective=objective, laws=[law] if law else None, url=url, dataset=dataset)
+        fits = {f.law: f for f in stored_fits(project, objective=objective, url=url, dataset=dataset)}
         chosen = law or report.default_law
     else:
-        chosen = law or default_law(project, objective=objective, url=url, fits=list(fits.values()))
+        chosen = law or default_law(project, objective=objective, url=url, fits=list(fits.values()), dataset=dataset)
     if chosen is None or chosen not in fits:
         raise FitError(f"no law could be fitted for objective '{objective}' of project '{project}'.")
-    return model_from_fit(fits[chosen])
+    return model_from_fit(fits[chosen]), fits[chosen]
+
+
+def objective_model_with_fit(project: str, *, objective: str | dict[str, float] = "mean", law: str | None = None,
+                             url: str | None = None, dataset: Dataset | None = None) -> tuple[FittedObjective, int]:
+    """:func:`load_objective_model` and the id of the stored fit it was rebuilt from (plans record it)."""
+    model, fit = _objective_model(project, objective=objective, law=law, url=url, dataset=dataset)
+    return model, int(fit.id)
 
 
 def default_law(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
-                fits: list[LawFit] | None = None) -> str | None:
+                fits: list[LawFit] | None = None, dataset: Dataset | None = None) -> str | None:
     """The user's override for this objective if set, else the best stored law by CV figures."""
-    fits = fits if fits is not None else stored_fits(project, objective=objective, url=url)
+    fits = fits if fits is not None else stored_fits(project, objective=objective, url=url, dataset=dataset)
     with session_scope(url) as s:
-        dataset = at_proxy_scale(load_dataset(s, project))
+        dataset = _proxy_dataset(s, project, dataset)
         spec = parse_objective(objective, dataset.targets, dataset.directions)
-        override = (_project_row(s, project).law_overrides or {}).get(spec.key)
+        override = (find_project(s, project).law_overrides or {}).get(spec.key)
     if override and any(f.law == override for f in fits):
         return override
     return choose_default([_row_from_fit(f, reused=True) for f in fits])
@@ -270,7 +291,7 @@ def set_default_law(project: str, objective: str | dict[str, float], law: str | 
     with session_scope(url) as s:
         dataset = at_proxy_scale(load_dataset(s, project))
         spec = parse_objective(objective, dataset.targets, dataset.directions)
-        row = _project_row(s, project)
+        row = find_project(s, project)
         overrides = dict(row.law_overrides or {})
         if law is None:
             overrides.pop(spec.key, None)
@@ -365,7 +386,3 @@ def mean_mixture(project: str, url: str | None = None) -> tuple[list[str], np.nd
         raise InputError(f"project '{project}' has no runs.", hint="upload runs first.")
     return dataset.domains, dataset.mixtures.mean(axis=0)
 
-
-def project_data_hash(project: str, url: str | None = None) -> str:
-    with session_scope(url) as s:
-        return at_proxy_scale(load_dataset(s, project)).data_hash

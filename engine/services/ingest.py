@@ -30,6 +30,7 @@ from engine.ingest.validate import Where, check_name, parse_optional_count
 from engine.ingest.writer import BatchWriter
 from engine.services.projects import validate_project_name
 from engine.store import Domain, IngestBatch, Project, get_engine
+from engine.store.queries import find_project, project_or_none
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,8 @@ def ingest_files(
 
 def _import(session: Session, project: str, plan: _ImportPlan, batch_hash: str, notes: Notes, create: bool) -> IngestReport:
     files = [s.display for s in plan.sources]
-    project_row = session.scalar(select(Project).where(Project.name == project))
+    project_row = find_project(session, project) if not create else project_or_none(session, project)
     if project_row is None:
-        if not create:
-            raise InputError(f"no project named '{project}'.", hint="create it first, or import without --no-create.")
         project_row = Project(name=project, description="")
         session.add(project_row)
         session.flush()
@@ -287,9 +286,7 @@ def set_domain_metadata(
     session = Session(get_engine(url))
     try:
         with session.begin():
-            project_row = session.scalar(select(Project).where(Project.name == project))
-            if project_row is None:
-                raise InputError(f"no project named '{project}'.", hint="list projects with `mixplan projects`.")
+            project_row = find_project(session, project)
             row = session.scalar(select(Domain).where(Domain.project_id == project_row.id, Domain.name == domain))
             if row is None:
                 known = session.scalars(select(Domain.name).where(Domain.project_id == project_row.id).order_by(Domain.name)).all()

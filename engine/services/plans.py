@@ -20,7 +20,8 @@ from engine.plan.plan import Plan, PlanContext, make_plan, with_id
 from engine.plan.suggest import Suggestion, suggest_runs
 from engine.plan.sweep import SWEEP_SETTINGS, BudgetSweep, sweep_budgets
 from engine.store import Plan as PlanRow
-from engine.store import Project, session_scope
+from engine.store import session_scope
+from engine.store.queries import project_id
 from engine.store.dataset import at_proxy_scale, load_dataset
 
 log = logging.getLogger(__name__)
@@ -46,18 +47,18 @@ def planning_inputs(
     url: str | None = None,
 ) -> PlanningInputs:
     """Load the runs and the fitted objective model of ``project`` and wrap it for budgets."""
-    from engine.services.fits import load_objective_model, stored_fits  # the fit area's services
+    from engine.services.fits import objective_model_with_fit  # the fit area's services
 
+    # Loaded once and passed down: the fit services would otherwise read the project again for each step.
     with session_scope(url) as s:
         dataset = load_dataset(s, project)
     if dataset.n_runs == 0:
         raise InputError(f"project '{project}' has no complete runs.", hint="upload runs first (mixplan ingest).")
-    base = load_objective_model(project, objective=objective, law=law, url=url)
+    base, fit_id = objective_model_with_fit(project, objective=objective, law=law, url=url, dataset=dataset)
     model = build_budget_model(dataset, base, repetition_form=repetition_form, model_params=model_params)
-    fit_ids = [int(f.id) for f in stored_fits(project, objective=objective, url=url) if f.law == base.law]
     # The repetition and token laws read every run and curve; the mixing law and the runs the plan is
     # compared with (trust region, best observed run) are those at the proxy scale.
-    return PlanningInputs(model, PlanContext.from_dataset(at_proxy_scale(dataset), model), objective, fit_ids)
+    return PlanningInputs(model, PlanContext.from_dataset(at_proxy_scale(dataset), model), objective, [fit_id])
 
 
 def plan_from_inputs(
@@ -95,10 +96,7 @@ def make_project_plan(
 
 def save_plan(plan: Plan, *, url: str | None = None) -> Plan:
     with session_scope(url) as s:
-        project = s.scalar(select(Project).where(Project.name == plan.project))
-        if project is None:
-            raise InputError(f"no project named '{plan.project}'.", hint="list projects with `mixplan projects`.")
-        row = PlanRow(project_id=project.id, law_fit_ids=plan.law_fit_ids, objective=plan.objective,
+        row = PlanRow(project_id=project_id(s, plan.project), law_fit_ids=plan.law_fit_ids, objective=plan.objective,
                       budget_tokens=plan.budget_tokens, model_params=plan.model_params,
                       constraints=plan.constraints, mixture=plan.recommended.mixture, result=plan.to_dict())
         s.add(row)
@@ -110,10 +108,8 @@ def save_plan(plan: Plan, *, url: str | None = None) -> Plan:
 def list_plans(project: str, *, url: str | None = None) -> list[Plan]:
     """Stored plans of ``project``, newest first."""
     with session_scope(url) as s:
-        p = s.scalar(select(Project).where(Project.name == project))
-        if p is None:
-            raise InputError(f"no project named '{project}'.", hint="list projects with `mixplan projects`.")
-        rows = s.scalars(select(PlanRow).where(PlanRow.project_id == p.id).order_by(PlanRow.id.desc())).all()
+        rows = s.scalars(select(PlanRow).where(PlanRow.project_id == project_id(s, project))
+                         .order_by(PlanRow.id.desc())).all()
         return [with_id(Plan.from_dict(r.result), r.id) for r in rows]
 
 
@@ -153,8 +149,3 @@ def suggest_for_project(
     plan = plan_from_inputs(inputs, budget_tokens, constraints, store=False, url=url)
     return plan, suggest_runs(inputs.model, plan, n, seed=seed)
 
-
-def project_data_hash(project: str, *, url: str | None = None) -> str:
-    """Hash of the project's runs: cached planning inputs are reused while it is unchanged."""
-    with session_scope(url) as s:
-        return load_dataset(s, project).data_hash

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from engine.errors import InputError
 from engine.services.demo import ensure_demo_project  # noqa: F401  re-exported for the dashboard
 from engine.store import Domain, EvalTarget, Project, Run, session_scope
+from engine.store.dataset import load_dataset
+from engine.store.queries import find_project, project_or_none
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,7 @@ def create_project(name: str, description: str = "", *, url: str | None = None, 
     """Create a project; with ``exist_ok`` an existing one is returned unchanged."""
     name = validate_project_name(name)
     with session_scope(url) as s:
-        existing = s.scalar(select(Project).where(Project.name == name))
-        if existing is not None:
+        if project_or_none(s, name) is not None:
             if exist_ok:
                 return name
             raise InputError(f"a project named '{name}' already exists.", hint="pick another name or select it.")
@@ -60,7 +61,10 @@ def list_projects(url: str | None = None) -> list[ProjectSummary]:
 
 def delete_project(name: str, *, url: str | None = None) -> None:
     with session_scope(url) as s:
-        project = s.scalar(select(Project).where(Project.name == name))
-        if project is None:
-            raise InputError(f"no project named '{name}'.", hint="list projects with `mixplan projects`.")
-        s.delete(project)
+        s.delete(find_project(s, name))
+
+
+def project_data_hash(project: str, *, url: str | None = None) -> str:
+    """The project's data hash (runs, values, curves, domain facts): pages cache on it, so any edit refreshes them."""
+    with session_scope(url) as s:
+        return load_dataset(s, project).data_hash

@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
 
-from engine.errors import InputError
-from engine.store import Domain, EvalTarget, Measurement, Project, Run, session_scope
+from engine.store import Domain, EvalTarget, Measurement, Run, session_scope
+from engine.store import queries
 
 
 @dataclass(frozen=True)
@@ -63,17 +62,10 @@ class CurveTable:
         return len(self.run)
 
 
-def _project_id(session: Session, project: str) -> int:
-    project_id = session.scalar(select(Project.id).where(Project.name == project))
-    if project_id is None:
-        raise InputError(f"no project named '{project}'.", hint="list projects with `mixplan projects`.")
-    return project_id
-
-
 def list_runs(project: str, *, url: str | None = None, limit: int | None = None) -> list[RunSummary]:
     """Runs of ``project`` in import order, with their final values per target."""
     with session_scope(url) as session:
-        project_id = _project_id(session, project)
+        project_id = queries.project_id(session, project)
         query = select(Run).where(Run.project_id == project_id).order_by(Run.id)
         if limit is not None:
             query = query.limit(limit)
@@ -82,17 +74,9 @@ def list_runs(project: str, *, url: str | None = None, limit: int | None = None)
             return []
         targets = dict(session.execute(select(EvalTarget.id, EvalTarget.name).where(EvalTarget.project_id == project_id)).all())
         first, last = runs[0].id, runs[-1].id
-        final: dict[int, dict[str, float]] = {}
-        counts: dict[int, int] = {}
-        # NULL tokens_seen means "end of run", so it sorts after every known checkpoint.
-        rows = session.execute(
-            select(Measurement.run_id, Measurement.target_id, Measurement.value)
-            .join(Run, Run.id == Measurement.run_id)
-            .where(Run.project_id == project_id, Measurement.run_id.between(first, last))
-            .order_by(Measurement.run_id, Measurement.target_id, Measurement.tokens_seen.is_(None), Measurement.tokens_seen))
-        for run_id, target_id, value in rows:
-            final.setdefault(run_id, {})[targets[target_id]] = value
-            counts[run_id] = counts.get(run_id, 0) + 1
+        final = {run_id: {targets[t]: v for t, v in values.items()}
+                 for run_id, values in queries.final_values(session, project_id, first_run=first, last_run=last).items()}
+        counts = queries.measurement_counts(session, project_id, first_run=first, last_run=last)
         return [
             RunSummary(
                 name=r.name, mixture=dict(r.mixture or {}), tokens=r.tokens, model_params=r.model_params, seed=r.seed,
@@ -107,7 +91,7 @@ def list_runs(project: str, *, url: str | None = None, limit: int | None = None)
 def learning_curves(project: str, *, url: str | None = None) -> CurveTable:
     """Every measurement with a known tokens_seen, sorted by run, target, tokens."""
     with session_scope(url) as session:
-        project_id = _project_id(session, project)
+        project_id = queries.project_id(session, project)
         rows = session.execute(
             select(Run.name, EvalTarget.name, Measurement.tokens_seen, Measurement.value)
             .join(Run, Run.id == Measurement.run_id)
@@ -123,7 +107,7 @@ def learning_curves(project: str, *, url: str | None = None) -> CurveTable:
 def has_learning_curves(project: str, *, url: str | None = None) -> bool:
     """True when some run has two or more checkpoints of one target."""
     with session_scope(url) as session:
-        project_id = _project_id(session, project)
+        project_id = queries.project_id(session, project)
         found = session.execute(
             select(Measurement.run_id)
             .join(Run, and_(Run.id == Measurement.run_id, Run.project_id == project_id))
@@ -135,13 +119,13 @@ def has_learning_curves(project: str, *, url: str | None = None) -> bool:
 
 def list_domains(project: str, *, url: str | None = None) -> list[DomainInfo]:
     with session_scope(url) as session:
-        project_id = _project_id(session, project)
+        project_id = queries.project_id(session, project)
         return [DomainInfo(d.name, d.unique_tokens, dict(d.tags) if isinstance(d.tags, dict) else {"tags": d.tags}, d.data_path)
                 for d in session.scalars(select(Domain).where(Domain.project_id == project_id).order_by(Domain.id))]
 
 
 def list_targets(project: str, *, url: str | None = None) -> list[TargetInfo]:
     with session_scope(url) as session:
-        project_id = _project_id(session, project)
+        project_id = queries.project_id(session, project)
         return [TargetInfo(t.name, t.direction)
                 for t in session.scalars(select(EvalTarget).where(EvalTarget.project_id == project_id).order_by(EvalTarget.id))]

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from engine.config import Settings
 from engine.errors import InputError
 from engine.services.projects import create_project
-from engine.store import Domain, EvalTarget, Measurement, Project, Run, session_scope
+from engine.store import Domain, EvalTarget, Measurement, Run, queries, session_scope
 from engine.train import records
 from engine.train.data import PreparedData, prepare_data, read_prepared
 from engine.train.design import Bounds, sweep_design
@@ -102,7 +102,7 @@ def export_runs(project: str, out_dir: str | Path, *, url: str | None = None,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with session_scope(url) as s:
-        pid = records.project_id(s, project)
+        pid = queries.project_id(s, project)
         targets = dict(s.execute(select(EvalTarget.id, EvalTarget.name).where(EvalTarget.project_id == pid)).all())
         runs = list(s.scalars(select(Run).where(Run.project_id == pid, Run.status == "complete").order_by(Run.id)))
         if not runs:
@@ -134,13 +134,13 @@ def export_runs(project: str, out_dir: str | Path, *, url: str | None = None,
 
 def project_exists(project: str, url: str | None = None) -> bool:
     with session_scope(url) as s:
-        return s.scalar(select(Project.id).where(Project.name == project)) is not None
+        return queries.project_or_none(s, project) is not None
 
 
 def aioli_trajectories(project: str, url: str | None = None) -> list[dict]:
     """Long-form rows (run, tokens, domain, share) of every online run's proportion trajectory."""
     with session_scope(url) as s:
-        pid = records.project_id(s, project)
+        pid = queries.project_id(s, project)
         runs = s.execute(select(Run.name, Run.schedule).where(Run.project_id == pid, Run.schedule.is_not(None)))
         return [
             {"run": name, "tokens": entry["tokens"], "domain": domain, "share": share}

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import InputError
-from engine.store.models import Domain, EvalTarget, Measurement, Project, Run
+from engine.store.models import Domain, EvalTarget, Measurement, Run
+from engine.store.queries import final_values, find_project
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Dataset:
     directions: (t,) "lower" or "higher" (which way is better).
     unique_tokens: (k,) distinct tokens each domain holds (NaN where unknown).
     curve_*: long-form learning curves, one entry per measurement with known tokens_seen.
-    data_hash: hash of everything above; a fit on an unchanged hash is reused.
+    data_hash: hash of everything above (tags and data paths included); a fit on an unchanged hash is reused.
     """
 
     project: str
@@ -68,9 +69,7 @@ class Dataset:
 
 def load_dataset(session: Session, project_name: str, *, include_failed: bool = False) -> Dataset:
     """All complete runs of ``project_name`` with their final values and learning curves."""
-    project = session.scalar(select(Project).where(Project.name == project_name))
-    if project is None:
-        raise InputError(f"no project named '{project_name}'.", hint="list projects with `mixplan projects`.")
+    project = find_project(session, project_name)
     domains = session.scalars(select(Domain).where(Domain.project_id == project.id).order_by(Domain.id)).all()
     targets = session.scalars(select(EvalTarget).where(EvalTarget.project_id == project.id).order_by(EvalTarget.id)).all()
     run_query = select(Run).where(Run.project_id == project.id).order_by(Run.id)
@@ -93,26 +92,23 @@ def load_dataset(session: Session, project_name: str, *, include_failed: bool = 
     params = np.array([np.nan if r.model_params is None else float(r.model_params) for r in runs])
 
     final = np.full((n, t), np.nan)
-    final_at = np.full((n, t), -np.inf)
     c_run, c_target, c_tokens, c_value = [], [], [], []
     if n:
+        for run_id, values in final_values(session, project.id).items():
+            i = run_pos.get(run_id)
+            if i is not None:
+                for target_id, value in values.items():
+                    final[i, target_pos[target_id]] = value
         rows = session.execute(
             select(Measurement.run_id, Measurement.target_id, Measurement.tokens_seen, Measurement.value)
             .join(Run, Run.id == Measurement.run_id)
-            .where(Run.project_id == project.id)
+            .where(Run.project_id == project.id, Measurement.tokens_seen.is_not(None))
         )
         for run_id, target_id, tokens_seen, value in rows:
             i = run_pos.get(run_id)
-            if i is None:
-                continue
-            j = target_pos[target_id]
-            at = np.inf if tokens_seen is None else float(tokens_seen)
-            if at >= final_at[i, j]:
-                final_at[i, j] = at
-                final[i, j] = value
-            if tokens_seen is not None:
+            if i is not None:
                 c_run.append(i)
-                c_target.append(j)
+                c_target.append(target_pos[target_id])
                 c_tokens.append(float(tokens_seen))
                 c_value.append(value)
 
@@ -139,8 +135,11 @@ def load_dataset(session: Session, project_name: str, *, include_failed: bool = 
 
 
 def _with_hash(ds: Dataset) -> Dataset:
+    """The one data hash: runs, values, curves and every domain fact the planner reads (unique tokens, tags,
+    data paths), so a tag edit invalidates cached planning inputs just as a new run does."""
     h = hashlib.sha256()
-    h.update(json.dumps([ds.run_names, ds.domains, ds.targets, ds.directions]).encode())
+    h.update(json.dumps([ds.run_names, ds.domains, ds.targets, ds.directions, ds.domain_tags, ds.domain_paths],
+                        sort_keys=True, default=str).encode())
     for arr in (ds.mixtures, ds.final, ds.tokens, ds.model_params, ds.unique_tokens,
                 ds.curve_run, ds.curve_target, ds.curve_tokens, ds.curve_value):
         h.update(np.ascontiguousarray(arr, dtype=float).tobytes())

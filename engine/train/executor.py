@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from engine.errors import MixplanError
-from engine.store import session_scope
+from engine.store import queries, session_scope
 from engine.store.models import Job
 from engine.train import records
 from engine.train.jobs import beat, start_job
@@ -78,7 +78,7 @@ def run_sweep(
         return []
     project = specs[0].project
     with session_scope(url) as s:
-        sweep_job = start_job(s, records.project_id(s, project), None, "sweep",
+        sweep_job = start_job(s, queries.project_id(s, project), None, "sweep",
                               {"runs": [spec.name for spec in specs], "workers": workers})
         job_id = sweep_job.id
     outcomes: list[RunOutcome] = []

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import InputError, TrainError
-from engine.store import Domain, EvalTarget, Job, Measurement, Project, Run, session_scope
+from engine.store import Domain, EvalTarget, Job, Measurement, Run, session_scope
 from engine.store.models import utcnow
+from engine.store.queries import project_id
 from engine.train.jobs import beat, start_job, why_dead
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,6 @@ class RunHandle:
     run_id: int
     job_id: int
     resumed: bool
-
-
-def project_id(session, project: str) -> int:
-    found = session.scalar(select(Project.id).where(Project.name == project))
-    if found is None:
-        raise InputError(f"no project named '{project}'.", hint="create it with `mixplan projects create` first.")
-    return found
 
 
 def ensure_domains_and_targets(project: str, unique_tokens: dict[str, int], data_path: str,

@@ -1,0 +1,71 @@
+"""The store's shared lookups: a project by name, and the final value of each run and target.
+
+Every function takes a :class:`Session` and neither commits nor closes it: the caller
+owns the transaction (``with session_scope(url) as s: ...``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.errors import InputError
+from engine.store.models import Measurement, Project, Run
+
+_KNOWN_SHOWN = 10  # names listed in the "no project named" message
+
+
+def project_or_none(session: Session, name: str) -> Project | None:
+    return session.scalar(select(Project).where(Project.name == name))
+
+
+def find_project(session: Session, name: str) -> Project:
+    """The project named ``name``; an InputError listing the known projects when there is none."""
+    project = project_or_none(session, name)
+    if project is None:
+        raise _no_project(session, name)
+    return project
+
+
+def project_id(session: Session, name: str) -> int:
+    """The id of the project named ``name`` (one small query); the same error as :func:`find_project`."""
+    found = session.scalar(select(Project.id).where(Project.name == name))
+    if found is None:
+        raise _no_project(session, name)
+    return found
+
+
+def _no_project(session: Session, name: str) -> InputError:
+    known = session.scalars(select(Project.name).order_by(Project.name).limit(_KNOWN_SHOWN + 1)).all()
+    if not known:
+        return InputError(f"no project named '{name}'; there are no projects yet.",
+                          hint="import logs with `mixplan ingest --project NAME FILE...`.")
+    shown = ", ".join(known[:_KNOWN_SHOWN]) + (", ..." if len(known) > _KNOWN_SHOWN else "")
+    return InputError(f"no project named '{name}'; known: {shown}.", hint="list projects with `mixplan projects`.")
+
+
+def final_values(session: Session, project: int, *, first_run: int | None = None,
+                 last_run: int | None = None) -> dict[int, dict[int, float]]:
+    """run id -> {target id: final value}: the value at the largest ``tokens_seen``, an end-of-run value
+    (``tokens_seen`` NULL) after every checkpoint. ``first_run``/``last_run`` bound the run ids read."""
+    query = (select(Measurement.run_id, Measurement.target_id, Measurement.value)
+             .join(Run, Run.id == Measurement.run_id).where(Run.project_id == project))
+    if first_run is not None and last_run is not None:
+        query = query.where(Measurement.run_id.between(first_run, last_run))
+    # NULL sorts first or last depending on the backend: order on "is NULL" first so it is always last.
+    query = query.order_by(Measurement.run_id, Measurement.target_id, Measurement.tokens_seen.is_(None),
+                           Measurement.tokens_seen)
+    final: dict[int, dict[int, float]] = {}
+    for run_id, target_id, value in session.execute(query):
+        final.setdefault(run_id, {})[target_id] = value
+    return final
+
+
+def measurement_counts(session: Session, project: int, *, first_run: int | None = None,
+                       last_run: int | None = None) -> dict[int, int]:
+    """run id -> number of measurements stored for it."""
+    query = (select(Measurement.run_id, func.count()).join(Run, Run.id == Measurement.run_id)
+             .where(Run.project_id == project).group_by(Measurement.run_id))
+    if first_run is not None and last_run is not None:
+        query = query.where(Measurement.run_id.between(first_run, last_run))
+    return dict(session.execute(query).all())
