@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import InputError
+
 
 def default_home() -> Path:
     """Where mixplan keeps its files: ``$MIXPLAN_HOME`` or ``~/.mixplan``."""
@@ -30,7 +32,14 @@ class Settings:
     def from_env(cls) -> "Settings":
         home = default_home()
         url = os.environ.get("MIXPLAN_DATABASE_URL") or f"sqlite:///{home / 'mixplan.sqlite'}"
-        return cls(database_url=url, home=home, seed=int(os.environ.get("MIXPLAN_SEED", "0")))
+        return cls(database_url=url, home=home, seed=_seed(os.environ.get("MIXPLAN_SEED", "0")))
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text.strip() or "0")
+    except ValueError:
+        raise InputError(f"MIXPLAN_SEED '{text}' is not a whole number.", hint="set e.g. MIXPLAN_SEED=0, or unset it.") from None
 
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from engine.cli._app import app, emit_json, guarded
+from engine.cli.options import DbOption, JsonOption
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
@@ -39,9 +40,12 @@ def streamlit_command(host: str, port: int) -> list[str]:
 def dashboard(
     port: Annotated[int, typer.Option(help="Port to serve the dashboard on.")] = 8501,
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    db: DbOption = None,
 ) -> None:
     """Start the dashboard (Streamlit) at http://HOST:PORT, on the demo project at first start."""
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    if db:
+        env["MIXPLAN_DATABASE_URL"] = db  # the dashboard's process reads the store from its environment
     typer.echo(f"mixplan dashboard: http://{host}:{port}  (Ctrl+C stops it)", err=True)
     sys.stdout.flush()
     # exec, not a child process: Ctrl+C and a kill reach Streamlit itself, nothing is left behind.
@@ -51,14 +55,15 @@ def dashboard(
 @app.command()
 def demo(
     reset: Annotated[bool, typer.Option("--reset", help="Delete the demo project and load it again.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
 ) -> None:
     """Load the demo project from the logs under examples/ (what the dashboard does on first start)."""
     from engine.services.demo import DEMO_PROJECT, load_demo_project
     from engine.services.projects import list_projects
 
-    guarded(lambda: load_demo_project(reset=reset))
-    summary = next(p for p in list_projects() if p.name == DEMO_PROJECT)
+    guarded(lambda: load_demo_project(url=db, reset=reset))
+    summary = next(p for p in list_projects(url=db) if p.name == DEMO_PROJECT)
     if as_json:
         emit_json({"project": summary.name, "description": summary.description, "runs": summary.runs,
                    "domains": summary.domains, "targets": summary.targets})

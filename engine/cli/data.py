@@ -9,13 +9,11 @@ from typing import Annotated, Optional
 import typer
 
 from engine.cli._app import app, emit_json, guarded
+from engine.cli.options import DbOption, JsonOption, ProjectOption
 from engine.config import Settings
 from engine.counts import format_count
 from engine.ingest.table import ColumnRoles
 
-DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL (default: MIXPLAN_DATABASE_URL, else the SQLite file under MIXPLAN_HOME).")]
-ProjectOption = Annotated[str, typer.Option("--project", "-p", help="Project name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 
 
 def _columns(values: list[str] | None) -> tuple[str, ...] | None:
@@ -125,37 +123,49 @@ def domains_set(
     unique_tokens: Annotated[Optional[str], typer.Option("--unique-tokens", help="Distinct tokens the domain holds, e.g. 1.2B.")] = None,
     tag: Annotated[Optional[list[str]], typer.Option("--tag", help="key=value tag, e.g. license=cc-by (repeatable).")] = None,
     data_path: Annotated[Optional[str], typer.Option("--data-path", help="Where the domain's data lives.")] = None,
+    json_out: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Set a domain's unique tokens, tags or data path."""
     from engine.services.ingest import set_domain_metadata
+    from engine.services.runs import list_domains
 
     guarded(lambda: set_domain_metadata(project, domain, unique_tokens=unique_tokens, tags=list(tag or []) or None,
                                         data_path=data_path, url=db))
+    if json_out:
+        row = next(d for d in list_domains(project, url=db) if d.name == domain)
+        emit_json({"project": project, "domain": dataclasses.asdict(row)})
+        return
     typer.echo(f"domain '{domain}' of '{project}' updated")
 
 
 @app.command("create-project")
 def create_project_cmd(name: Annotated[str, typer.Argument(help="Project name.")],
                        description: Annotated[str, typer.Option("--description", help="One line about it.")] = "",
-                       db: DbOption = None) -> None:
+                       json_out: JsonOption = False, db: DbOption = None) -> None:
     """Create an empty project."""
     from engine.services.projects import create_project
 
-    guarded(lambda: create_project(name, description, url=db))
-    typer.echo(f"project '{name}' created")
+    created = guarded(lambda: create_project(name, description, url=db))
+    if json_out:
+        emit_json({"project": created, "description": description, "created": True})
+        return
+    typer.echo(f"project '{created}' created")
 
 
 @app.command("delete-project")
 def delete_project_cmd(name: Annotated[str, typer.Argument(help="Project name.")],
                        yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-                       db: DbOption = None) -> None:
+                       json_out: JsonOption = False, db: DbOption = None) -> None:
     """Delete a project with its runs, fits and plans."""
     from engine.services.projects import delete_project
 
     if not yes:
-        typer.confirm(f"delete project '{name}' and everything in it?", abort=True)
+        typer.confirm(f"delete project '{name}' and everything in it?", abort=True, err=json_out)
     guarded(lambda: delete_project(name, url=db))
+    if json_out:
+        emit_json({"project": name, "deleted": True})
+        return
     typer.echo(f"project '{name}' deleted")
 
 
@@ -164,11 +174,11 @@ app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOption = None) -> None:
+def db_upgrade(json_out: JsonOption = False, db: DbOption = None) -> None:
     """Create or upgrade the schema to the newest revision."""
     from engine.store.session import make_engine, upgrade
 
-    url = db or Settings.from_env().database_url
+    url = db or guarded(Settings.from_env).database_url
 
     def run() -> str:
         engine = make_engine(url)
@@ -179,20 +189,27 @@ def db_upgrade(db: DbOption = None) -> None:
             engine.dispose()
 
     revision = guarded(run)
+    if json_out:
+        emit_json({"revision": revision, "database": _safe_url(url)})
+        return
     typer.echo(f"schema at revision {revision} ({_safe_url(url)})")
 
 
 @db_app.command("current")
-def db_current(db: DbOption = None) -> None:
+def db_current(json_out: JsonOption = False, db: DbOption = None) -> None:
     """Print the schema revision of the database (none if it was never created)."""
     from engine.store.session import make_engine
 
-    url = db or Settings.from_env().database_url
+    url = db or guarded(Settings.from_env).database_url
     engine = make_engine(url)
     try:
-        typer.echo(_current_revision(engine))
+        revision = _current_revision(engine)
     finally:
         engine.dispose()
+    if json_out:
+        emit_json({"revision": None if revision == "none" else revision, "database": _safe_url(url)})
+        return
+    typer.echo(revision)
 
 
 def _current_revision(engine) -> str:

@@ -9,10 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from engine.cli._app import app, emit_json, guarded
+from engine.cli.options import DbOption, JsonOption, ProjectOption, SeedOption, seed_or_default
 
-DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL (default: MIXPLAN_DATABASE_URL, else the SQLite file under MIXPLAN_HOME).")]
-ProjectOption = Annotated[str, typer.Option("--project", "-p", help="Project name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 TargetOption = Annotated[Optional[str], typer.Option("--target", "-t", help="Fit/predict one evaluation target.")]
 ObjectiveOption = Annotated[str, typer.Option("--objective", "-o", help="'mean' (default), a target name, or 'target=weight,...'.")]
 
@@ -46,7 +44,7 @@ def fit(
     objective: ObjectiveOption = "mean",
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap refits for intervals.")] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of folds, resamples and fits.")] = 0,
+    seed: SeedOption = None,
     json_out: JsonOption = False,
     db: DbOption = None,
 ) -> None:
@@ -55,7 +53,7 @@ def fit(
 
     names = [x.strip() for x in laws.split(",") if x.strip()] if laws else None
     report = guarded(lambda: fit_project(project, objective=_objective(target, objective), laws=names, folds=folds,
-                                         bootstrap=bootstrap, seed=seed, url=db))
+                                         bootstrap=bootstrap, seed=seed_or_default(seed), url=db))
     if json_out:
         emit_json({"project": report.project, "objective": report.objective, "data_hash": report.data_hash,
                    "n_runs": report.n_runs, "default_law": report.default_law, "overridden": report.overridden,
@@ -133,6 +131,7 @@ def use_law(
     target: TargetOption = None,
     objective: ObjectiveOption = "mean",
     clear: Annotated[bool, typer.Option("--clear", help="Go back to the law with the best CV figures.")] = False,
+    json_out: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Override the project's default law for an objective (the planner then uses it)."""
@@ -143,4 +142,7 @@ def use_law(
     if not clear and not law:
         fail(InputError("give a law name or --clear.", hint="e.g. `mixplan use-law -p P gp`."))
     key = guarded(lambda: set_default_law(project, _objective(target, objective), None if clear else law, url=db))
+    if json_out:
+        emit_json({"project": project, "objective": key, "law": None if clear else law})
+        return
     typer.echo(f"objective {key}: " + ("back to the best CV law" if clear else f"uses {law}"))

@@ -8,12 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 from engine.cli._app import app, emit_json, guarded
+from engine.cli.options import DbOption, JsonOption, ProjectOption, SeedOption, seed_or_default
 from engine.errors import InputError
 from engine.counts import format_count, parse_count, parse_shares
 from engine.plan.constraints import Constraints
 from engine.plan.exports import FORMATS, export
 
-ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project name.")]
 BudgetOpt = Annotated[str, typer.Option("--budget", help="Token budget of the target run: 300B, 2.5T, 3e11.")]
 ParamsOpt = Annotated[Optional[str], typer.Option("--params", help="Target model size, e.g. 1B (optional).")]
 ObjectiveOpt = Annotated[str, typer.Option("--objective", help="'mean' of all targets or one target's name.")]
@@ -46,7 +46,7 @@ def _repetition(form: str) -> str:
 
 @app.command("plan")
 def plan_command(
-    project: ProjectOpt,
+    project: ProjectOption,
     budget: BudgetOpt,
     params: ParamsOpt = None,
     objective: ObjectiveOpt = "mean",
@@ -60,7 +60,9 @@ def plan_command(
     repetition: RepetitionOpt = "muennighoff",
     fmt: Annotated[str, typer.Option("--format", help="table, " + ", ".join(FORMATS) + ".")] = "table",
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the export to this file.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the candidate search.")] = 0,
+    seed: SeedOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="The plan as one JSON document (same as --format json).")] = False,
+    db: DbOption = None,
 ) -> None:
     """Recommend the mixture for a token budget, with intervals and baselines (stored in the project)."""
 
@@ -72,16 +74,19 @@ def plan_command(
 
         if fmt not in ("table", *FORMATS):
             raise InputError(f"--format '{fmt}' is unknown.", hint="use table, " + ", ".join(FORMATS) + ".")
+        if json_out and fmt not in ("table", "json"):
+            raise InputError(f"--json and --format {fmt} ask for two formats.", hint="give one of them.")
+        chosen = "json" if json_out else fmt
         budget_tokens = parse_count(budget, flag="--budget")
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
         constraints = build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs)
         plan = make_project_plan(project, budget_tokens, constraints, objective=objective, law=law,
                                  model_params=model_params, repetition_form=_repetition(repetition),
-                                 settings=replace(OptimizerSettings(), seed=seed))
-        text = render_table(plan) if fmt == "table" else export(plan, fmt)
+                                 settings=replace(OptimizerSettings(), seed=seed_or_default(seed)), url=db)
+        text = render_table(plan) if chosen == "table" else export(plan, chosen)
         if out is not None:
             out.write_text(text)
-            typer.echo(f"wrote {fmt} plan {plan.plan_id} to {out}", err=True)
+            typer.echo(f"wrote {chosen} plan {plan.plan_id} to {out}", err=True)
         else:
             typer.echo(text, nl=not text.endswith("\n"))
 
@@ -114,7 +119,7 @@ def render_table(plan) -> str:
 
 @app.command("sweep-budgets")
 def sweep_command(
-    project: ProjectOpt,
+    project: ProjectOption,
     low: Annotated[str, typer.Option("--low", help="Smallest budget of the grid.")] = "1e8",
     high: Annotated[str, typer.Option("--high", help="Largest budget of the grid.")] = "1e13",
     points: Annotated[int, typer.Option("--points", help="Budgets in the geometric grid.")] = 12,
@@ -127,7 +132,8 @@ def sweep_command(
     fix: FixOpt = None,
     exclude: ExcludeOpt = None,
     exclude_tag: ExcludeTagOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
 ) -> None:
     """The plan across a geometric grid of budgets: shares, cap points, objective vs baselines."""
 
@@ -140,7 +146,7 @@ def sweep_command(
         grid = budget_grid(parse_count(low, flag="--low"), parse_count(high, flag="--high"), points)
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
         sweep = sweep_project(project, grid, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
-                              objective=objective, law=law, model_params=model_params)
+                              objective=objective, law=law, model_params=model_params, url=db)
         if as_json:
             emit_json(sweep.to_dict())
             return
@@ -161,7 +167,7 @@ def sweep_command(
 
 @app.command("suggest")
 def suggest_command(
-    project: ProjectOpt,
+    project: ProjectOption,
     budget: BudgetOpt,
     n: Annotated[int, typer.Option("--n", help="How many proxy runs to suggest.")] = 8,
     params: ParamsOpt = None,
@@ -174,8 +180,9 @@ def suggest_command(
     exclude: ExcludeOpt = None,
     exclude_tag: ExcludeTagOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the mixture CSV here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the candidate sampling.")] = 0,
+    as_json: JsonOption = False,
+    seed: SeedOption = None,
+    db: DbOption = None,
 ) -> None:
     """Proxy mixtures whose results would most narrow the plan's interval (a mixture CSV)."""
 
@@ -185,7 +192,7 @@ def suggest_command(
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
         plan, suggestion = suggest_for_project(
             project, parse_count(budget, flag="--budget"), n, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
-            objective=objective, law=law, model_params=model_params, seed=seed)
+            objective=objective, law=law, model_params=model_params, seed=seed_or_default(seed), url=db)
         if as_json:
             emit_json({"plan_mixture": plan.recommended.mixture, **suggestion.to_dict()})
             return

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 import typer
 
 from engine.cli._app import app, emit_json, guarded
+from engine.cli.options import DbOption, JsonOption, SeedOption, seed_or_default
 from engine.errors import InputError
 
-DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL (default: MIXPLAN_DATABASE_URL or the SQLite file).")]
 
 
 def _sources(pairs: list[str]) -> dict[str, list[str]]:
@@ -37,16 +37,16 @@ def prepare_data_command(
     project: Annotated[Optional[str], typer.Option(help="Record the domains' unique tokens in this project.")] = None,
     tokenizer: Annotated[Optional[Path], typer.Option(help="A local Hugging Face tokenizer.json (default: bytes).")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of each domain's documents held out for validation.")] = 0.05,
-    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
+    seed: SeedOption = None,
     skip_bad_lines: Annotated[bool, typer.Option("--skip-bad-lines", help="Leave out bad lines instead of stopping.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Tokenise domains into memory-mapped token files with a held-out validation slice each."""
     from engine.services.training import prepare
 
     prepared = guarded(lambda: prepare(out, _sources(domains), project=project, tokenizer_path=tokenizer,
-                                       val_fraction=val_fraction, seed=seed, skip_bad_lines=skip_bad_lines, url=db))
+                                       val_fraction=val_fraction, seed=seed_or_default(seed), skip_bad_lines=skip_bad_lines, url=db))
     doc = {"root": str(prepared.root), "tokenizer": prepared.tokenizer, "status": prepared.status,
            "domains": {n: {"train_tokens": d.train_tokens, "val_tokens": d.val_tokens, "status": d.status,
                            "skipped_lines": d.skipped_lines} for n, d in prepared.domains.items()}}
@@ -85,7 +85,7 @@ def train_command(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 128,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
-    seed: Annotated[int, typer.Option(help="Seed of init, sampling and Aioli.")] = 0,
+    seed: SeedOption = None,
     evals: Annotated[int, typer.Option(help="Evaluations over the run (10 = every 10%).")] = 10,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
@@ -98,19 +98,20 @@ def train_command(
     aioli_one_hot: Annotated[float, typer.Option(help="Aioli: one-hot smoothing factor f in (0, 1].")] = 1.0,
     aioli_eta: Annotated[float, typer.Option(help="Aioli: exponentiated-gradient step.")] = 1.0,
     aioli_no_normalize: Annotated[bool, typer.Option("--aioli-no-normalize", help="Aioli: do not normalise A.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Train one proxy run; its validation losses land in the project as they are measured."""
     from engine.services.training import train_run
 
     def run():
-        spec = _spec_options(project, data, name, tokens, mixture, method, model, seq_len, batch_size, lr, seed,
+        spec = _spec_options(project, data, name, tokens, mixture, method, model, seq_len, batch_size, lr,
+                             seed_or_default(seed),
                              evals, device, compile_model, threads, aioli_rounds, aioli_lp_rounds, aioli_lp_steps,
                              aioli_one_hot, aioli_eta, aioli_no_normalize)
         spec = replace(spec, checkpoint_seconds=checkpoint_seconds)
         if not name:
-            spec = replace(spec, name=f"{method}-{model}-{tokens}-s{seed}-{spec.fingerprint()[:8]}")
+            spec = replace(spec, name=f"{method}-{model}-{tokens}-s{spec.seed}-{spec.fingerprint()[:8]}")
         _verbose(as_json)
         return spec, train_run(spec, url=db, resume=resume)
 
@@ -130,7 +131,7 @@ def sweep_command(
     data: Annotated[Path, typer.Option(help="A folder made by `mixplan prepare-data`.")],
     n: Annotated[int, typer.Option("--n", help="Mixtures in the design (each is run at every budget).")] = 16,
     budgets: Annotated[str, typer.Option(help="Token budgets, e.g. 250k,1M.")] = "250k,1M",
-    seed: Annotated[int, typer.Option(help="Seed of the design and of every run.")] = 0,
+    seed: SeedOption = None,
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
     threads: Annotated[int, typer.Option(help="torch threads per worker.")] = 1,
     model: Annotated[str, typer.Option(help="micro | tiny | small | gpt100m.")] = "tiny",
@@ -140,7 +141,7 @@ def sweep_command(
     evals: Annotated[int, typer.Option(help="Evaluations per run.")] = 10,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     prefix: Annotated[str, typer.Option(help="Run names start with this.")] = "sweep",
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Run a design of mixtures (Dirichlet around the token prior) at several budgets."""
@@ -156,7 +157,7 @@ def sweep_command(
     def run():
         base = TrainSpec(project=project, data_dir=str(data), name="", tokens=batch_size * seq_len, model=model,
                          seq_len=seq_len, batch_size=batch_size, lr=lr, evals=evals, device=device)
-        specs = sweep_specs(base, n, parse_counts(budgets, flag="--budgets"), seed, prefix=prefix)
+        specs = sweep_specs(base, n, parse_counts(budgets, flag="--budgets"), seed_or_default(seed), prefix=prefix)
         return sweep(specs, workers=workers, threads_per_worker=threads, url=db, on_result=report)
 
     outcomes = guarded(run)
@@ -174,6 +175,7 @@ def demo_corpus_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for code.jsonl, prose.jsonl, legal.jsonl.")],
     prepare_into: Annotated[Optional[Path], typer.Option(help="Also run prepare-data into this folder.")] = None,
     project: Annotated[Optional[str], typer.Option(help="With --prepare-into: record the domains here.")] = None,
+    as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Build a 3-domain corpus from text every Python installation has (no download)."""
@@ -181,18 +183,25 @@ def demo_corpus_command(
     from engine.train.demo_corpus import DEMO_TAGS, build_demo_corpus
 
     corpus = guarded(lambda: build_demo_corpus(out))
-    for name, path in corpus.files.items():
-        typer.echo(f"{name:<8} {corpus.documents[name]:>6} documents {corpus.bytes[name]:>12,} bytes  {path}")
+    prepared = None
     if prepare_into is not None:
         sources = {name: [str(path)] for name, path in corpus.files.items()}
         prepared = guarded(lambda: prepare(prepare_into, sources, project=project, tags=DEMO_TAGS, url=db))
+    if as_json:
+        emit_json({"domains": {name: {"file": str(path), "documents": corpus.documents[name], "bytes": corpus.bytes[name]}
+                               for name, path in corpus.files.items()},
+                   "prepared": None if prepared is None else {"root": str(prepared.root), "status": prepared.status}})
+        return
+    for name, path in corpus.files.items():
+        typer.echo(f"{name:<8} {corpus.documents[name]:>6} documents {corpus.bytes[name]:>12,} bytes  {path}")
+    if prepared is not None:
         typer.echo(f"prepared into {prepared.root} ({prepared.status})")
 
 
 @app.command("jobs")
 def jobs_command(
     project: Annotated[Optional[str], typer.Option(help="Only this project's jobs.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Training jobs, newest first; jobs whose process died are marked failed first."""
@@ -213,10 +222,14 @@ def jobs_command(
 def export_runs_command(
     project: Annotated[str, typer.Option(help="Project whose complete runs are exported.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for runs.jsonl and domains.yaml.")],
+    as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Export runs as JSONL (readable by `mixplan ingest`) plus the domains' unique tokens."""
     from engine.services.training import export_runs
 
     runs_path, domains_path = guarded(lambda: export_runs(project, out, url=db))
+    if as_json:
+        emit_json({"project": project, "runs": str(runs_path), "domains": str(domains_path)})
+        return
     typer.echo(f"wrote {runs_path} and {domains_path}")
