@@ -16,7 +16,7 @@ the model reduces to the mixing law plus a token power law (DESIGN.md 4).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -116,6 +116,9 @@ def build_budget_model(
     token_law = fit_token_law(
         directions=directions, mixtures=mixtures, final=final, tokens=dataset.tokens,
         model_params=dataset.model_params, curve_run=dataset.curve_run[keep], curve_target=curve_target,
-        curve_tokens=dataset.curve_tokens[keep], curve_value=dataset.curve_value[keep],
+        curve_tokens=dataset.curve_tokens[keep], curve_value=dataset.curve_value[keep], targets=list(base.targets),
     )
+    if model_params is not None and np.isfinite(token_law.proxy_params) and token_law.size_is_prior():
+        token_law = replace(token_law, notes=token_law.notes + (
+            "model-size term: Chinchilla prior A = 406.4, alpha = 0.34 (Hoffmann et al. 2022), not fitted",))
     return BudgetAwareModel(base, unique, repetition, token_law, model_params)
