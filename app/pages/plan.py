@@ -90,7 +90,7 @@ params_text = middle.text_input("Model size (optional)", value="", help="e.g. 1B
 max_epochs = right.number_input("Epoch cap per domain (0 = none)", min_value=0.0, value=4.0, step=1.0,
                                 key="plan_max_epochs")
 try:
-    budget = parse_count(budget_text, flag="Token budget")
+    budget = parse_count(budget_text, what="a budget", flag="Token budget")
     params = parse_count(params_text, what="a model size", flag="Model size") if params_text.strip() else None
     data_hash = _data_hash(project, url)
     base_inputs = _inputs(project, url, data_hash, "mean", None, "muennighoff")

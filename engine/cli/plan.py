@@ -77,7 +77,7 @@ def plan_command(
         if json_out and fmt not in ("table", "json"):
             raise InputError(f"--json and --format {fmt} ask for two formats.", hint="give one of them.")
         chosen = "json" if json_out else fmt
-        budget_tokens = parse_count(budget, flag="--budget")
+        budget_tokens = parse_count(budget, what="a budget", flag="--budget")
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
         constraints = build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs)
         plan = make_project_plan(project, budget_tokens, constraints, objective=objective, law=law,
@@ -143,7 +143,8 @@ def sweep_command(
 
         if points < 2 or points > 200:
             raise InputError(f"--points {points}: give between 2 and 200 budgets.", hint="e.g. --points 12")
-        grid = budget_grid(parse_count(low, flag="--low"), parse_count(high, flag="--high"), points)
+        grid = budget_grid(parse_count(low, what="a budget", flag="--low"),
+                           parse_count(high, what="a budget", flag="--high"), points)
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
         sweep = sweep_project(project, grid, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
                               objective=objective, law=law, model_params=model_params, url=db)
@@ -191,7 +192,8 @@ def suggest_command(
 
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
         plan, suggestion = suggest_for_project(
-            project, parse_count(budget, flag="--budget"), n, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
+            project, parse_count(budget, what="a budget", flag="--budget"), n,
+            build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
             objective=objective, law=law, model_params=model_params, seed=seed_or_default(seed), url=db)
         if as_json:
             emit_json({"plan_mixture": plan.recommended.mixture, **suggestion.to_dict()})

@@ -18,25 +18,16 @@ import numpy as np
 
 from engine.errors import InputError
 from engine.ingest.detect import first_data_row, olmix_half, sniff
-from engine.ingest.names import (
-    PARAMS_COLUMNS,
-    RUN_FIELD_COLUMNS,
-    RUN_ID_COLUMNS,
-    TOKENS_COLUMNS,
-    TOTAL_TOKENS_COLUMNS,
-    find_column,
-    metric_role,
-    mixture_role,
-    shared_prefix,
-)
+from engine.ingest import names
+from engine.ingest.names import find_column, metric_role, mixture_role, shared_prefix
 from engine.ingest.pairs import olmix_half as olmix_layout
 from engine.ingest.readers import JsonlReader, csv_rows, wrong_width
 from engine.ingest.table import ColumnRoles, Notes, SourceFile
 from engine.ingest.validate import Where, check_run_name, normalise_mixture, parse_share
 
 # Columns of a run file that are not shares (read by ingest into their own fields).
-_NOT_SHARES = {c for group in (RUN_ID_COLUMNS, TOKENS_COLUMNS, TOTAL_TOKENS_COLUMNS, PARAMS_COLUMNS, RUN_FIELD_COLUMNS)
-               for c in group}
+_NOT_SHARES = {c for group in (names.RUN_ID_COLUMNS, names.TOKENS_COLUMNS, names.TOTAL_TOKENS_COLUMNS,
+                               names.PARAMS_COLUMNS, names.RUN_FIELD_COLUMNS) for c in group}
 
 
 @dataclass(frozen=True)
@@ -83,7 +74,7 @@ def read_mixtures(path: str | Path, domains: list[str]) -> MixtureTable:
         what = "metrics" if kind in ("regmix-loss", "olmix-metrics") else "domain metadata"
         raise InputError(f"this is a {what} file, not a file of mixtures.", file=source.display, row=1,
                          hint="give the mixture file (one row of shares per candidate).")
-    names: list[str] = []
+    run_names: list[str] = []
     shares: list[np.ndarray] = []
     seen: set[str] = set()
     named: set[str] = set()
@@ -95,7 +86,7 @@ def read_mixtures(path: str | Path, domains: list[str]) -> MixtureTable:
         vector, note = mixture_vector(mixture, domains, where)
         if note:
             notes.add(f"{source.display} line {where.line}: {note}", "renormalised")
-        names.append(name)
+        run_names.append(name)
         shares.append(vector)
     if not shares:
         raise InputError("the file has no mixture rows.", file=source.display, row=2,
@@ -103,7 +94,7 @@ def read_mixtures(path: str | Path, domains: list[str]) -> MixtureTable:
     matrix = np.vstack(shares)
     missing = [d for d in domains if d not in named]
     out_notes = [f"domains not in the file get share 0: {', '.join(missing)}"] if missing else []
-    return MixtureTable(names, list(domains), matrix, out_notes + notes.as_list())
+    return MixtureTable(run_names, list(domains), matrix, out_notes + notes.as_list())
 
 
 def _jsonl_rows(source: SourceFile, notes: Notes) -> Iterator[tuple[str, dict[str, float], Where]]:
@@ -119,7 +110,7 @@ def _csv_rows(source: SourceFile, header: list[str], kind: str,
         layout = olmix_layout(source, header)
         id_pos, columns = layout.id_pos, [p for p, _ in layout.data]
     else:
-        id_column = find_column(header, RUN_ID_COLUMNS)
+        id_column = find_column(header, names.RUN_ID_COLUMNS)
         id_pos = header.index(id_column) if id_column else None
         prefixed = [p for p, h in enumerate(header) if mixture_role(h) is not None]
         columns = prefixed or [p for p, h in enumerate(header)
