@@ -166,7 +166,7 @@ try:
     w_lo, w_hi = option.objective_interval
     st.metric("Predicted objective of the edited mixture", f"{option.objective:.4f}",
               delta=f"{option.objective - rec.objective:+.4f} vs plan", delta_color="inverse",
-              help=f"90% interval [{w_lo:.4f}, {w_hi:.4f}]; shares renormalised to 1")
+              help=f"90% interval [{w_lo:.4f}, {w_hi:.4f}]; shares must sum to 1 (within 1%, as in an import)")
     st.caption(f"90% interval [{w_lo:.4f}, {w_hi:.4f}] · distance to nearest run "
                f"{option.distance_to_nearest_run:.3f}")
 except MixplanError as error:
