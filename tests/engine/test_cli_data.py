@@ -17,6 +17,7 @@ from engine.cli import app
 
 # Click >= 8.2 keeps stdout and stderr apart on the result (result.stdout / result.stderr).
 runner = CliRunner()
+MIXPLAN = str(Path(sys.executable).parent / "mixplan")  # this venv's console script, not whatever is on PATH
 
 
 def invoke(*args: str):
@@ -102,13 +103,13 @@ def test_db_upgrade_and_current(tmp_path):
 
 def test_console_script_uses_mixplan_database_url(tmp_path, regmix_dir):
     env = {**os.environ, "MIXPLAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}", "MIXPLAN_HOME": str(tmp_path)}
-    done = subprocess.run(["mixplan", "ingest", "--project", "pile", str(regmix_dir / "train_mixture_1m.csv"),
+    done = subprocess.run([MIXPLAN, "ingest", "--project", "pile", str(regmix_dir / "train_mixture_1m.csv"),
                            str(regmix_dir / "train_pile_loss_1m.csv")], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "512 runs added" in done.stdout
-    listed = subprocess.run(["mixplan", "projects", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    listed = subprocess.run([MIXPLAN, "projects", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(listed.stdout)[0]["runs"] == 512
-    bad = subprocess.run(["mixplan", "ingest", "-p", "pile", str(write(tmp_path / "e.csv", ""))], env=env,
+    bad = subprocess.run([MIXPLAN, "ingest", "-p", "pile", str(write(tmp_path / "e.csv", ""))], env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == "" and "e.csv, line 1: the file is empty." in bad.stderr
     assert (tmp_path / "cli.sqlite").exists()
