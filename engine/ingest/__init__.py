@@ -7,6 +7,7 @@
 - ``readers``:  tidy CSV and JSONL, streamed in chunks
 - ``pairs``:    the RegMix and Olmix two-file formats, joined by run id
 - ``metadata``: domain metadata from CSV or YAML
+- ``mixtures``: candidate mixtures from any of those layouts (predict, the what-if editor), by the same checks
 - ``writer``:   chunked bulk writes inside the caller's transaction
 
 The use-case (``ingest_files``) lives in ``engine.services.ingest``.
