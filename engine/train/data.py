@@ -1,16 +1,28 @@
-"""Data preparation: per-domain text -> memory-mapped token files.
+"""Data preparation: per-domain text -> token files, streamed in chunks.
 
-Each domain is a list of sources (files, folders or globs) holding ``.txt``
-files (one document a file) or ``.jsonl`` files (one document a line, in its
-``text`` field). Documents are tokenised once; a deterministic, seeded share of
-the documents (never fewer than one) is held out as the domain's validation
-slice, so validation and training never share a document. Output, per domain::
+Each domain is a list of sources (files, folders or globs) holding ``.jsonl`` files
+(one document a line, in its ``text`` field) or ``.txt`` files (one document a
+file; a file larger than ``max_document_bytes`` is split into documents at blank
+lines, and a piece still larger is cut at a line end below that size).
 
-    OUT/<domain>/train.bin   OUT/<domain>/val.bin   (uint16, or uint32 for vocabularies > 65535)
+Input is read ``chunk_bytes`` at a time and each chunk's tokens are appended to
+``train.bin.part`` / ``val.bin.part``, so memory stays bounded by the chunk, not
+the domain. Whether a document is held out for validation is decided by a seeded
+hash of its bytes (``val_fraction`` of the hash space), so no document count is
+needed up front and equal documents always land on the same side. If a domain
+ends with no validation (or no training) document, its last document is moved
+across, so both sides have at least one. Output, per domain::
+
+    OUT/<domain>/train.bin   OUT/<domain>/val.bin   (uint8 for bytes, uint16 / uint32 by vocabulary size)
     OUT/manifest.json        tokenizer, dtype, per-domain counts and input fingerprints
 
-A domain whose inputs (paths, sizes, SHA-256) and options are unchanged since the
-last run is not touched again ("unchanged").
+After every chunk the part files are flushed to disk and ``OUT/<domain>/progress.json``
+(input position, output sizes, counts) is replaced atomically; a run killed midway
+continues from the last recorded chunk. The ``.bin`` files are renamed into place
+only when a domain is complete, and the manifest is rewritten after each domain.
+
+A domain whose inputs (paths, sizes, modification times) and options are unchanged
+since the last run is not touched again ("unchanged").
 """
 
 from __future__ import annotations
@@ -20,27 +32,33 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import BinaryIO, Callable, Iterator, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from engine.errors import InputError
+from engine.progress import ProgressCallback, report
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+PROGRESS = "progress.json"
+FORMAT_VERSION = 2
 TEXT_SUFFIXES = (".txt", ".jsonl")
+CHUNK_BYTES = 16 << 20
+MAX_DOCUMENT_BYTES = 1 << 20
+# A blank line (only spaces/tabs/CR) ends a document in a split .txt file; runs of them count once.
+_BLANK_LINES = re.compile(rb"\n(?:[ \t\r]*\n)+")
 
 
 class Tokenizer(Protocol):
     name: str
     vocab_size: int
 
-    def encode(self, text: str) -> list[int]: ...
+    def encode_batch(self, documents: list[bytes]) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -50,8 +68,8 @@ class ByteTokenizer:
     name: str = "bytes"
     vocab_size: int = 256
 
-    def encode(self, text: str) -> list[int]:
-        return list(text.encode("utf-8"))
+    def encode_batch(self, documents: list[bytes]) -> list[np.ndarray]:
+        return [np.frombuffer(doc, dtype=np.uint8) for doc in documents]
 
 
 class HFTokenizer:
@@ -72,12 +90,19 @@ class HFTokenizer:
         self.vocab_size = int(self._tok.get_vocab_size())
         self.name = f"hf:{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 
-    def encode(self, text: str) -> list[int]:
-        return self._tok.encode(text, add_special_tokens=False).ids
+    def encode_batch(self, documents: list[bytes]) -> list[np.ndarray]:
+        # encode_batch tokenises the chunk's documents on the library's own thread pool.
+        encodings = self._tok.encode_batch([doc.decode("utf-8") for doc in documents], add_special_tokens=False)
+        return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
 
 
 def load_tokenizer(path: str | Path | None) -> Tokenizer:
     return ByteTokenizer() if path is None else HFTokenizer(path)
+
+
+def token_dtype(vocab_size: int) -> str:
+    """The smallest unsigned integer type that holds every token id."""
+    return "uint8" if vocab_size <= 1 << 8 else "uint16" if vocab_size <= 1 << 16 else "uint32"
 
 
 @dataclass(frozen=True)
@@ -130,98 +155,294 @@ def _expand(source: str) -> list[Path]:
     return sorted(found)
 
 
-def _documents(path: Path, skip_bad_lines: bool, skipped: list[str]) -> Iterator[str]:
-    """The documents of one file; a bad line raises InputError (or is skipped when asked)."""
-    raw = path.read_bytes()
-    if path.suffix == ".jsonl":
-        for number, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                text = json.loads(line.decode("utf-8"))["text"]
-                if not isinstance(text, str):
-                    raise TypeError("'text' is not a string")
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-                if not skip_bad_lines:
-                    raise InputError(
-                        f"not a JSON object with a string 'text' field ({type(exc).__name__}: {exc}).",
-                        file=str(path), row=number, column="text",
-                        hint="fix or delete the line, or pass --skip-bad-lines to leave such lines out.",
-                    ) from None
-                skipped.append(f"{path}:{number}")
-                continue
-            if text:
-                yield text
-        return
+@dataclass
+class _Cursor:
+    """Where reading stands in one file: the byte offset and line number of the next unread document."""
+
+    offset: int = 0
+    line: int = 1
+
+
+def _bad(path: Path, line: int, what: str, skip_bad_lines: bool, skipped: list[str], hint: str) -> None:
+    if not skip_bad_lines:
+        raise InputError(what, file=str(path), row=line, hint=hint)
+    skipped.append(f"{path}:{line}")
+
+
+def _jsonl_documents(path: Path, block: bytes, line: int, skip_bad_lines: bool, skipped: list[str]) -> list[bytes]:
+    """The UTF-8 texts of the complete lines in ``block`` (which starts at line number ``line``)."""
+    documents = []
+    for number, raw in enumerate(block.split(b"\n"), start=line):
+        if not raw.strip():
+            continue
+        try:
+            text = json.loads(raw.decode("utf-8"))["text"]
+            if not isinstance(text, str):
+                raise TypeError("'text' is not a string")
+            encoded = text.encode("utf-8")
+        except (UnicodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            _bad(path, number, f"not a JSON object with a string 'text' field ({type(exc).__name__}: {exc}).",
+                 skip_bad_lines, skipped,
+                 "fix or delete the line, or pass --skip-bad-lines to leave such lines out.")
+            continue
+        if encoded:
+            documents.append(encoded)
+    return documents
+
+
+def _checked_utf8(path: Path, doc: bytes, line_at: Callable[[], int], skip_bad_lines: bool,
+                  skipped: list[str]) -> bool:
+    """Whether ``doc`` is valid UTF-8; ``line_at()`` (computed only on failure) is the line it starts on."""
     try:
-        yield raw.decode("utf-8")
+        doc.decode("utf-8")
+        return True
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        if not skip_bad_lines:
-            raise InputError(
-                f"invalid UTF-8 at byte {exc.start}.", file=str(path), row=line,
-                hint="re-encode the file as UTF-8, or pass --skip-bad-lines to leave such files out.",
-            ) from None
-        skipped.append(f"{path}:{line}")
+        _bad(path, line_at() + doc[: exc.start].count(b"\n"), f"invalid UTF-8 at byte {exc.start} of a document.",
+             skip_bad_lines, skipped,
+             "re-encode the file as UTF-8, or pass --skip-bad-lines to leave such documents out.")
+        return False
 
 
-def _fingerprint(files: list[Path], tokenizer: str, val_fraction: float, seed: int) -> str:
-    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, tokenizer, val_fraction, seed]).encode())
+def _cut(doc: bytes, max_bytes: int) -> list[bytes]:
+    """A document longer than ``max_bytes`` cut into pieces at line ends (or, failing that, UTF-8 boundaries)."""
+    pieces = []
+    while len(doc) > max_bytes:
+        end = doc.rfind(b"\n", 0, max_bytes) + 1
+        if end == 0:
+            end = max_bytes
+            while end > 1 and doc[end] & 0xC0 == 0x80:  # never split a multi-byte character
+                end -= 1
+        pieces.append(doc[:end])
+        doc = doc[end:]
+    return [*pieces, doc]
+
+
+def _read_chunks(path: Path, cursor: _Cursor, chunk_bytes: int, max_document_bytes: int,
+                 skip_bad_lines: bool, skipped: list[str]) -> Iterator[list[bytes]]:
+    """The documents of ``path`` from ``cursor`` on, about ``chunk_bytes`` of input at a time.
+
+    After each yield ``cursor`` points just past the documents yielded, so a resume
+    can start there. A bad line raises InputError (or is skipped when asked).
+    """
+    whole_file = path.suffix == ".txt" and path.stat().st_size <= max_document_bytes
+    with path.open("rb") as handle:
+        handle.seek(cursor.offset)
+        pending = b""
+        while True:
+            block = handle.read(chunk_bytes)
+            at_end = not block
+            data = pending + block
+            if whole_file and not at_end:
+                pending = data
+                continue
+            if path.suffix == ".jsonl":
+                cut = len(data) if at_end else data.rfind(b"\n") + 1
+                documents = _jsonl_documents(path, data[:cut], cursor.line, skip_bad_lines, skipped)
+            elif whole_file:
+                cut = len(data)
+                documents = [data] if data and _checked_utf8(path, data, lambda: 1, skip_bad_lines, skipped) else []
+            else:
+                documents, cut = _split_txt(path, data, at_end, cursor.line, max_document_bytes, skip_bad_lines,
+                                            skipped)
+            if cut == 0 and not at_end:
+                pending = data  # one line or document longer than a chunk: read on
+                continue
+            cursor.offset += cut
+            cursor.line += data.count(b"\n", 0, cut)
+            pending = data[cut:]
+            if documents or at_end:
+                yield documents
+            if at_end:
+                return
+
+
+def _split_txt(path: Path, data: bytes, at_end: bool, line: int, max_bytes: int, skip_bad_lines: bool,
+               skipped: list[str]) -> tuple[list[bytes], int]:
+    """Documents of a large .txt file in ``data``: ended by blank lines, pieces over ``max_bytes`` cut.
+
+    Returns the documents and how many bytes of ``data`` they used (the rest waits for more
+    input). The result does not depend on where the chunks end: a document still open at the
+    end of ``data`` gives only its pieces whose cut points the next chunk cannot move.
+    """
+    documents: list[bytes] = []
+
+    def emit(text: bytes, position: int) -> None:
+        for piece in _cut(text, max_bytes) if len(text) > max_bytes else [text]:
+            if piece.strip() and _checked_utf8(path, piece, lambda: line + data.count(b"\n", 0, position),
+                                               skip_bad_lines, skipped):
+                documents.append(piece)
+            position += len(piece)
+
+    start = 0
+    for separator in _BLANK_LINES.finditer(data):
+        emit(data[start:separator.start()], start)
+        start = separator.end()
+        if not at_end and not data[start:].strip(b" \t\r"):
+            start = separator.start()  # the next chunk may extend this separator: read it again then
+            break
+    rest = data[start:]
+    if at_end:
+        emit(rest, start)
+        start = len(data)
+    elif len(rest) > max_bytes:
+        # Trailing blank bytes may begin a separator the next chunk completes; before them every
+        # line end is a plain one, so the pieces there (all but the last) are final.
+        for piece in _cut(rest[: len(rest.rstrip(b" \t\r\n"))], max_bytes)[:-1]:
+            emit(piece, start)
+            start += len(piece)
+    return documents, start
+
+
+def _fingerprint(files: list[Path], tokenizer: str, val_fraction: float, seed: int, max_document_bytes: int) -> str:
+    """What the domain's output depends on: options, and every input's path, size and modification time."""
+    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, tokenizer, val_fraction, seed, max_document_bytes]).encode())
     for path in files:
-        digest.update(str(path.resolve()).encode())
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        stat = path.stat()
+        digest.update(json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns]).encode())
     return digest.hexdigest()
 
 
-def validation_documents(n_documents: int, val_fraction: float, seed: int, domain: str) -> np.ndarray:
-    """Indices of held-out documents: a seeded choice of ceil(fraction*n), at least one, leaving one to train on."""
-    if n_documents < 2:
+class ValidationSplit:
+    """Held-out membership from a keyed hash of the document's bytes: the same document, the same side.
+
+    The key mixes the seed and the domain name, so two domains (or two seeds) split differently.
+    A document is held out when its 64-bit BLAKE2b hash falls in the lowest ``val_fraction`` of the range.
+    """
+
+    def __init__(self, val_fraction: float, seed: int, domain: str) -> None:
+        self.key = hashlib.sha256(f"mixplan-val:{seed}:{domain}".encode()).digest()
+        self.threshold = int(val_fraction * 2.0 ** 64)
+
+    def held_out(self, document: bytes) -> bool:
+        digest = hashlib.blake2b(document, digest_size=8, key=self.key).digest()
+        return int.from_bytes(digest, "little") < self.threshold
+
+
+@dataclass
+class _Progress:
+    """A domain's preparation so far; saved after every chunk so a killed run can continue."""
+
+    fingerprint: str
+    file_index: int = 0
+    offset: int = 0
+    line: int = 1
+    tokens: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+    documents: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+    last_document: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})  # its length in tokens
+    skipped: list[str] = field(default_factory=list)
+    chunks: int = 0
+
+    def save(self, folder: Path) -> None:
+        tmp = folder / (PROGRESS + ".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, folder / PROGRESS)
+
+    @classmethod
+    def load(cls, folder: Path, fingerprint: str) -> "_Progress":
+        """The saved progress if it belongs to these inputs and its part files are intact, else a fresh start."""
+        try:
+            saved = cls(**json.loads((folder / PROGRESS).read_text()))
+        except (OSError, ValueError, TypeError):
+            return cls(fingerprint)
+        parts = {split: folder / f"{split}.bin.part" for split in ("train", "val")}
+        itemsize = {split: path.stat().st_size if path.exists() else -1 for split, path in parts.items()}
+        # A part file shorter than the progress says was cut by a stop midway through a step: start over.
+        if saved.fingerprint != fingerprint or any(itemsize[s] < saved.tokens[s] for s in parts):
+            return cls(fingerprint)
+        return saved
+
+
+def _append(handle: BinaryIO, arrays: list[np.ndarray], dtype: str) -> None:
+    if arrays:
+        np.concatenate(arrays).astype(dtype, copy=False).tofile(handle)
+
+
+def _move_last_document(folder: Path, state: _Progress, source: str, target: str, dtype: str) -> None:
+    """Move the last document of one split to the other (a split must never be empty)."""
+    if state.documents[source] < 2:
+        total = state.documents[source]
         raise InputError(
-            f"domain '{domain}' has {n_documents} document(s); at least 2 are needed "
+            f"domain '{folder.name}' has {total} document(s); at least 2 are needed "
             "(one to train on, one held out for validation).",
-            hint="add documents, or split a large .txt file into several files / .jsonl lines.",
+            hint="add documents, or split a large .txt file into documents separated by blank lines.",
         )
-    n_val = min(n_documents - 1, max(1, int(np.ceil(val_fraction * n_documents))))
-    # The domain name enters the seed so two domains with equal sizes do not share a split.
-    domain_seed = int.from_bytes(hashlib.sha256(domain.encode()).digest()[:4], "little")
-    rng = np.random.default_rng([seed, domain_seed])
-    return np.sort(rng.choice(n_documents, size=n_val, replace=False))
-
-
-def _write_tokens(path: Path, chunks: list[np.ndarray], dtype: str) -> int:
-    tokens = np.concatenate(chunks).astype(dtype) if chunks else np.zeros(0, dtype=dtype)
-    tmp = path.with_suffix(".tmp")
-    tokens.tofile(tmp)
-    os.replace(tmp, path)  # never leave a half-written token file behind
-    return int(tokens.size)
+    size = np.dtype(dtype).itemsize
+    n = state.last_document[source]
+    src = folder / f"{source}.bin.part"
+    keep = (state.tokens[source] - n) * size
+    with src.open("r+b") as handle:
+        handle.seek(keep)
+        moved = handle.read(n * size)
+        handle.truncate(keep)
+    with (folder / f"{target}.bin.part").open("ab") as handle:
+        handle.write(moved)
+    state.tokens[source] -= n
+    state.tokens[target] += n
+    state.documents[source] -= 1
+    state.documents[target] += 1
 
 
 def _prepare_domain(
-    name: str, files: list[Path], out: Path, tokenizer: Tokenizer, dtype: str,
-    val_fraction: float, seed: int, skip_bad_lines: bool, fingerprint: str,
+    name: str, files: list[Path], out: Path, tokenizer: Tokenizer, dtype: str, val_fraction: float, seed: int,
+    skip_bad_lines: bool, fingerprint: str, chunk_bytes: int, max_document_bytes: int,
+    progress: ProgressCallback | None,
 ) -> DomainData:
-    skipped: list[str] = []
-    encoded = [
-        np.asarray(tokenizer.encode(doc), dtype=np.int64)
-        for path in tqdm(files, desc=f"tokenising {name}", unit="file", disable=None, leave=False)
-        for doc in _documents(path, skip_bad_lines, skipped)
-    ]
-    for where in skipped:
-        log.warning("skipped bad input at %s", where)
-    held_out = set(validation_documents(len(encoded), val_fraction, seed, name).tolist())
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    train = [doc for i, doc in enumerate(encoded) if i not in held_out]
-    val = [doc for i, doc in enumerate(encoded) if i in held_out]
+    state = _Progress.load(folder, fingerprint)
+    parts = {split: folder / f"{split}.bin.part" for split in ("train", "val")}
+    size = np.dtype(dtype).itemsize
+    for split, path in parts.items():  # drop what was written after the last saved chunk
+        with path.open("ab") as handle:
+            handle.truncate(state.tokens[split] * size)
+    if state.chunks:
+        log.info("resuming domain %s at file %d, byte %d", name, state.file_index, state.offset)
+    split_rule = ValidationSplit(val_fraction, seed, name)
+    sizes = [p.stat().st_size for p in files]
+    total_bytes = sum(sizes)
+    handles = {split: path.open("ab") for split, path in parts.items()}
+    try:
+        while state.file_index < len(files):
+            path = files[state.file_index]
+            cursor = _Cursor(state.offset, state.line)
+            for documents in _read_chunks(path, cursor, chunk_bytes, max_document_bytes, skip_bad_lines,
+                                          state.skipped):
+                tokens = tokenizer.encode_batch(documents)
+                held = [split_rule.held_out(doc) for doc in documents]
+                for split, want in (("train", False), ("val", True)):
+                    arrays = [t for t, h in zip(tokens, held) if h == want]
+                    _append(handles[split], arrays, dtype)
+                    state.tokens[split] += sum(len(t) for t in arrays)
+                    state.documents[split] += len(arrays)
+                    if arrays:
+                        state.last_document[split] = len(arrays[-1])
+                for handle in handles.values():  # the tokens are on disk before the progress says so
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                state.offset, state.line, state.chunks = cursor.offset, cursor.line, state.chunks + 1
+                state.save(folder)
+                report(progress, f"tokenising {name}", sum(sizes[: state.file_index]) + cursor.offset, total_bytes)
+            state.file_index, state.offset, state.line = state.file_index + 1, 0, 1
+            state.save(folder)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    for where in state.skipped:
+        log.warning("skipped bad input at %s", where)
+    if state.documents["val"] == 0:
+        _move_last_document(folder, state, "train", "val", dtype)
+    elif state.documents["train"] == 0:
+        _move_last_document(folder, state, "val", "train", dtype)
+    for split, path in parts.items():
+        os.replace(path, folder / f"{split}.bin")
+    (folder / PROGRESS).unlink()
     return DomainData(
         name=name,
-        train_tokens=_write_tokens(folder / "train.bin", train, dtype),
-        val_tokens=_write_tokens(folder / "val.bin", val, dtype),
-        train_documents=len(train),
-        val_documents=len(val),
-        skipped_lines=len(skipped),
+        train_tokens=state.tokens["train"],
+        val_tokens=state.tokens["val"],
+        train_documents=state.documents["train"],
+        val_documents=state.documents["val"],
+        skipped_lines=len(state.skipped),
         fingerprint=fingerprint,
     )
 
@@ -243,43 +464,47 @@ def prepare_data(
     val_fraction: float = 0.05,
     seed: int = 0,
     skip_bad_lines: bool = False,
+    chunk_bytes: int = CHUNK_BYTES,
+    max_document_bytes: int = MAX_DOCUMENT_BYTES,
+    progress: ProgressCallback | None = None,
 ) -> PreparedData:
-    """Tokenise each domain's sources into ``out``; unchanged domains are left as they are."""
+    """Tokenise each domain's sources into ``out``; unchanged domains are left as they are.
+
+    A domain stopped midway (killed, or cancelled through ``progress``) continues
+    from its last finished chunk on the next call with the same inputs and options.
+    """
     if not sources:
         raise InputError("no domains given.", hint="pass one or more NAME=PATH arguments, e.g. code=src/.")
     if not 0 < val_fraction < 1:
         raise InputError(f"the validation fraction {val_fraction} is not in (0, 1).", hint="use e.g. 0.05.")
+    if chunk_bytes < 1 or max_document_bytes < 1:
+        raise InputError("chunk_bytes and max_document_bytes must be positive.")
     tokenizer = load_tokenizer(tokenizer_path)
-    dtype = "uint16" if tokenizer.vocab_size <= 1 << 16 else "uint32"
+    dtype = token_dtype(tokenizer.vocab_size)
     root = Path(out).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     previous = _read_manifest_raw(root)
-    same_tokenizer = previous.get("tokenizer") == tokenizer.name
+    compatible = previous.get("tokenizer") == tokenizer.name and previous.get("format_version") == FORMAT_VERSION
+    # Domains prepared earlier (and still on disk) stay in the folder and the manifest.
+    kept = {
+        name: DomainData(**{**old, "status": "unchanged"})
+        for name, old in (previous.get("domains", {}) if compatible else {}).items()
+        if (root / name / "train.bin").exists() and (root / name / "val.bin").exists()
+    }
     domains: dict[str, DomainData] = {}
     for name, paths in sources.items():
         check_domain_name(name)
         files = sorted({f for source in paths for f in _expand(source)})
-        fingerprint = _fingerprint(files, tokenizer.name, val_fraction, seed)
-        old = previous.get("domains", {}).get(name)
-        if (
-            same_tokenizer and old and old["fingerprint"] == fingerprint
-            and (root / name / "train.bin").exists() and (root / name / "val.bin").exists()
-        ):
-            domains[name] = DomainData(**{**old, "status": "unchanged"})
+        fingerprint = _fingerprint(files, tokenizer.name, val_fraction, seed, max_document_bytes)
+        if name in kept and kept[name].fingerprint == fingerprint:
+            domains[name] = kept[name]
             continue
-        domains[name] = _prepare_domain(
-            name, files, root, tokenizer, dtype, val_fraction, seed, skip_bad_lines, fingerprint
-        )
+        domains[name] = _prepare_domain(name, files, root, tokenizer, dtype, val_fraction, seed, skip_bad_lines,
+                                        fingerprint, chunk_bytes, max_document_bytes, progress)
         log.info("prepared domain %s: %d train tokens", name, domains[name].train_tokens)
-    # Domains prepared earlier and not named this time stay in the folder and the manifest.
-    if same_tokenizer:
-        for name, old in previous.get("domains", {}).items():
-            if name not in domains and (root / name / "train.bin").exists():
-                domains[name] = DomainData(**{**old, "status": "unchanged"})
-    prepared = PreparedData(root, tokenizer.name, tokenizer.vocab_size, dtype, domains)
-    if prepared.status != "unchanged":
-        _write_manifest(prepared)
-    return prepared
+        # After each domain, so a run stopped later does not redo this one.
+        _write_manifest(PreparedData(root, tokenizer.name, tokenizer.vocab_size, dtype, {**kept, **domains}))
+    return PreparedData(root, tokenizer.name, tokenizer.vocab_size, dtype, {**kept, **domains})
 
 
 def _write_manifest(prepared: PreparedData) -> None:

@@ -14,7 +14,7 @@ from engine.cli import app
 from engine.errors import InputError
 from engine.services.training import prepare
 from engine.store import Domain, EvalTarget, session_scope
-from engine.train.data import open_tokens, prepare_data, read_prepared
+from engine.train.data import open_tokens, prepare_data, read_prepared, token_dtype
 
 
 def documents(prefix: str, n: int) -> list[str]:
@@ -51,7 +51,9 @@ def test_validation_and_training_slices_are_disjoint_by_document(tmp_path, corpu
         in_train = {i for i in range(n) if f"<{prefix}-doc-{i:03d}>" in train}
         in_val = {i for i in range(n) if f"<{prefix}-doc-{i:03d}>" in val}
         assert in_train.isdisjoint(in_val) and in_train | in_val == set(range(n))
-        assert len(in_val) == int(np.ceil(0.25 * n))
+        assert in_train and in_val  # never an empty side
+    # 40 documents at 25%: the hash split holds out about a quarter (binomial sd ~2.7).
+    assert 4 <= prepared.domains["code"].val_documents <= 16
     again = prepare_data(tmp_path / "again", corpus, val_fraction=0.25, seed=3)
     other = prepare_data(tmp_path / "other", corpus, val_fraction=0.25, seed=4)
     code = lambda p: bytes(np.asarray(open_tokens(p, "code", "val"), dtype=np.uint8))  # noqa: E731
@@ -129,7 +131,8 @@ def test_a_local_hugging_face_tokenizer_json(tmp_path, corpus, monkeypatch):
     path = tmp_path / "tokenizer.json"
     tokenizer.save(str(path))
     prepared = prepare_data(tmp_path / "out", corpus, tokenizer_path=path)
-    assert prepared.tokenizer.startswith("hf:tokenizer.json:") and prepared.dtype == "uint16"
+    # A vocabulary under 256 words fits uint8 tokens.
+    assert prepared.tokenizer.startswith("hf:tokenizer.json:") and prepared.dtype == token_dtype(prepared.vocab_size)
     expected = sum(len(tokenizer.encode(d, add_special_tokens=False).ids) for d in documents("code", 40))
     d = prepared.domains["code"]
     assert d.train_tokens + d.val_tokens == expected
