@@ -16,9 +16,10 @@ across, so both sides have at least one. Output, per domain::
     OUT/<domain>/train.bin   OUT/<domain>/val.bin   (uint8 for bytes, uint16 / uint32 by vocabulary size)
     OUT/manifest.json        tokenizer, dtype, per-domain counts and input fingerprints
 
-After every chunk the part files are flushed to disk and ``OUT/<domain>/progress.json``
-(input position, output sizes, counts) is replaced atomically; a run killed midway
-continues from the last recorded chunk. The ``.bin`` files are renamed into place
+After every chunk the part files are flushed to the OS and ``OUT/<domain>/progress.json``
+(input position, output sizes, counts) is replaced atomically; a process killed midway
+continues from the last recorded chunk (bytes past it are cut off; a part file shorter
+than recorded, as after a machine crash, makes the domain start over). The ``.bin`` files are renamed into place
 only when a domain is complete, and the manifest is rewritten after each domain.
 
 A domain whose inputs (paths, sizes, modification times) and options are unchanged
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Protocol
 
 import numpy as np
+import orjson
 
 from engine.errors import InputError
 from engine.progress import ProgressCallback, report
@@ -176,11 +178,11 @@ def _jsonl_documents(path: Path, block: bytes, line: int, skip_bad_lines: bool, 
         if not raw.strip():
             continue
         try:
-            text = json.loads(raw.decode("utf-8"))["text"]
+            text = orjson.loads(raw)["text"]  # orjson: several times the stdlib's speed on long strings
             if not isinstance(text, str):
                 raise TypeError("'text' is not a string")
             encoded = text.encode("utf-8")
-        except (UnicodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (UnicodeError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
             _bad(path, number, f"not a JSON object with a string 'text' field ({type(exc).__name__}: {exc}).",
                  skip_bad_lines, skipped,
                  "fix or delete the line, or pass --skip-bad-lines to leave such lines out.")
@@ -274,12 +276,12 @@ def _split_txt(path: Path, data: bytes, at_end: bool, line: int, max_bytes: int,
             position += len(piece)
 
     start = 0
-    for separator in _BLANK_LINES.finditer(data):
-        emit(data[start:separator.start()], start)
-        start = separator.end()
-        if not at_end and not data[start:].strip(b" \t\r"):
-            start = separator.start()  # the next chunk may extend this separator: read it again then
-            break
+    separators = [(m.start(), m.end()) for m in _BLANK_LINES.finditer(data)]
+    if separators and not at_end and not data[separators[-1][1]:].strip(b" \t\r"):
+        separators[-1] = (separators[-1][0], separators[-1][0])  # the next chunk may extend it: read it again
+    for begin, end in separators:
+        emit(data[start:begin], start)
+        start = end
     rest = data[start:]
     if at_end:
         emit(rest, start)
@@ -416,9 +418,8 @@ def _prepare_domain(
                     state.documents[split] += len(arrays)
                     if arrays:
                         state.last_document[split] = len(arrays[-1])
-                for handle in handles.values():  # the tokens are on disk before the progress says so
+                for handle in handles.values():  # the OS holds the tokens before the progress says so
                     handle.flush()
-                    os.fsync(handle.fileno())
                 state.offset, state.line, state.chunks = cursor.offset, cursor.line, state.chunks + 1
                 state.save(folder)
                 report(progress, f"tokenising {name}", sum(sizes[: state.file_index]) + cursor.offset, total_bytes)
