@@ -8,6 +8,14 @@ points the per-domain validation loss (nats/token on fixed held-out windows) is
 written to the store, then (at most every ``checkpoint_seconds``) a checkpoint is
 saved (model, optimiser, every RNG, the sampler and the mixing policy), so
 ``resume`` continues bit-for-bit where the last checkpoint left off.
+
+Evaluation costs a fixed share of the run: all evaluations together read
+``eval_share`` x the training tokens (forward only, so about a third of that in
+compute), spread over the domains' held-out windows. Each evaluation's log line
+carries the mean training loss since the previous one, tokens/s and, on CUDA,
+model FLOPs utilisation; the training-loss curve is stored on the run
+(``provenance["train_loss"]``: ``[tokens_seen, loss]`` pairs) beside the
+validation measurements.
 """
 
 from __future__ import annotations
@@ -46,8 +54,10 @@ class TrainSpec:
 
     mixture: {domain: share} for ``static``; ignored (uniform start) for ``stratified``/``aioli``.
     tokens: training budget in tokens (steps = ceil(tokens / (batch_size * seq_len))).
-    evals: number of evenly spaced evaluations (10 = every 10% of the run).
-    eval_sequences: held-out windows of seq_len tokens per domain at each evaluation.
+    evals: number of evenly spaced evaluations (10 = every 10% of the run; 0 = none, no losses recorded).
+    eval_share: evaluated tokens over all evaluations / training tokens; sets the windows per evaluation.
+    eval_sequences: held-out windows of seq_len tokens per domain at each evaluation; None derives it from
+        ``eval_share`` (at least one window a domain, at most what the held-out slice holds).
     device: 'auto' (CUDA with bf16 autocast when present, else CPU), 'cpu' or 'cuda'.
     compile: wrap the model in torch.compile (CUDA mostly; slow to start on CPU).
     threads: torch intra-op threads (None = torch's default).
@@ -72,7 +82,8 @@ class TrainSpec:
     grad_clip: float = 1.0
     seed: int = 0
     evals: int = 10
-    eval_sequences: int = 16
+    eval_share: float = 0.1
+    eval_sequences: int | None = None
     aioli: AioliOptions = field(default_factory=AioliOptions)
     device: str = "auto"
     compile: bool = False
@@ -88,8 +99,10 @@ class TrainSpec:
                 f"--tokens {self.tokens} is less than one batch ({self.batch_size} x {self.seq_len} tokens).",
                 hint="raise --tokens, e.g. --tokens 1M.",
             )
-        if self.evals < 1 or self.eval_sequences < 1:
-            raise InputError("--evals and the evaluation windows must be at least 1.")
+        if self.evals < 0 or (self.eval_sequences is not None and self.eval_sequences < 1):
+            raise InputError("--evals must be at least 0 and the evaluation windows at least 1.")
+        if not 0 < self.eval_share <= 1:
+            raise InputError(f"eval_share={self.eval_share} is outside (0, 1].", hint="use e.g. 0.1 (10%).")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"unknown device '{self.device}'.", hint="use auto, cpu or cuda.")
 
@@ -136,8 +149,28 @@ def lr_at(step: int, total_steps: int, spec: TrainSpec) -> float:
     return floor + 0.5 * (spec.lr - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def windows_per_evaluation(spec: TrainSpec, n_domains: int) -> int:
+    """Held-out windows per domain at each evaluation, so that all evaluations read ``eval_share`` x the run."""
+    if spec.eval_sequences is not None:
+        return spec.eval_sequences
+    budget = spec.eval_share * spec.tokens / max(1, spec.evals)
+    return max(1, int(budget // (n_domains * spec.seq_len)))
+
+
+# Dense bf16 peak FLOP/s (no sparsity) by device name fragment, for the MFU in the log line.
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "4090": 165.0}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    """The GPU's dense bf16 peak in FLOP/s, if it is a known one; None on CPU."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((t * 1e12 for key, t in PEAK_BF16_TFLOPS.items() if key in name), None)
+
+
 def eval_points(total_steps: int, evals: int) -> list[int]:
-    """Steps after which to evaluate: every 1/evals of the run, always including the last."""
+    """Steps after which to evaluate: every 1/evals of the run, always including the last (none for 0)."""
     return sorted({max(1, round(total_steps * i / evals)) for i in range(1, evals + 1)})
 
 
@@ -150,22 +183,33 @@ class MixtureSampler:
         self.batch_size = batch_size
         self.rng = np.random.default_rng([seed, 0x5A3])
 
-    def batch(self, mixture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, mixture: np.ndarray) -> np.ndarray:
+        """``batch_size`` windows of ``seq_len + 1`` tokens (inputs are ``[:, :-1]``, targets ``[:, 1:]``)."""
         domains = self.rng.choice(len(self.train), size=self.batch_size, p=mixture)
         window = self.seq_len + 1
         rows = np.empty((self.batch_size, window), dtype=np.int64)
         for row, d in enumerate(domains):
             start = self.rng.integers(0, len(self.train[d]) - window + 1)
             rows[row] = self.train[d][start:start + window]
-        return rows[:, :-1], rows[:, 1:]
+        return rows
+
+
+def to_device(rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host batch on ``device``: through pinned memory and an asynchronous copy on CUDA, as is on CPU."""
+    tensor = torch.from_numpy(rows)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
 
 
 class Evaluator:
     """Mean next-token loss on fixed, evenly spaced held-out windows of every domain.
 
-    All domains' windows go through the model in one batch (larger matrix products
-    are cheaper per token on a CPU); the loss is then averaged per domain.
+    Windows go through the model ``batch_windows`` at a time (larger matrix products are
+    cheaper per token, and memory stays bounded); the loss is then averaged per domain.
     """
+
+    batch_windows = 64
 
     def __init__(self, val: dict[str, np.ndarray], seq_len: int, n_sequences: int, device: torch.device,
                  autocast: Callable) -> None:
@@ -177,17 +221,20 @@ class Evaluator:
             rows += [np.asarray(tokens[s:s + seq_len + 1], dtype=np.int64) for s in starts]
             owners += [name] * n
         self.names = list(val)
-        self.windows = torch.from_numpy(np.stack(rows)).to(device)
+        self.windows = to_device(np.stack(rows), device)
         self.owner = torch.tensor([self.names.index(o) for o in owners], device=device)
+        self.tokens = int(self.windows[:, 1:].numel())
 
     @torch.no_grad()
     def __call__(self, model: GPT) -> dict[str, float]:
         was_training = model.training
         model.eval()
-        with self.autocast():
-            logits = model(self.windows[:, :-1])
-        per_token = next_token_loss(logits, self.windows[:, 1:], reduction="none").view(len(self.windows), -1)
-        per_window = per_token.mean(dim=1)
+        parts = []
+        for batch in self.windows.split(self.batch_windows):
+            with self.autocast():
+                logits = model(batch[:, :-1])
+            parts.append(next_token_loss(logits, batch[:, 1:], reduction="none").view(len(batch), -1).mean(dim=1))
+        per_window = torch.cat(parts)
         model.train(was_training)
         return {name: float(per_window[self.owner == i].mean()) for i, name in enumerate(self.names)}
 
@@ -279,12 +326,17 @@ class Trainer:
         train = [open_tokens(self.prepared, d, "train") for d in self.domains]
         val = {d: open_tokens(self.prepared, d, "val") for d in self.domains}
         self.sampler = MixtureSampler(train, spec.seq_len, spec.batch_size, spec.seed)
-        self.evaluator = Evaluator(val, spec.seq_len, spec.eval_sequences, self.device, self.autocast)
+        self.evaluator = Evaluator(val, spec.seq_len, windows_per_evaluation(spec, len(self.domains)), self.device,
+                                   self.autocast)
         self.policy = (
             AioliPolicy(self.domains, self.total_steps, spec.aioli, spec.seed) if spec.method == "aioli" else None
         )
         self.step = 0
         self.mixture_tokens = np.zeros(len(self.domains))  # share-weighted tokens, for the run's mean mixture
+        # Summed on the device and read at evaluations only: a .item() a step would stall a GPU.
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.loss_steps = 0
+        self.train_losses: list[list[float]] = []  # [tokens_seen, mean training loss since the last entry]
 
     def autocast(self):
         if self.device.type == "cuda":
@@ -304,9 +356,8 @@ class Trainer:
         return self.policy.mixture_for_step(self.step, self._eval_vector, self.step * self.tokens_per_step)
 
     def train_step(self, mixture: np.ndarray) -> torch.Tensor:
-        x, y = self.sampler.batch(mixture)
-        x = torch.from_numpy(x).to(self.device, non_blocking=True)
-        y = torch.from_numpy(y).to(self.device, non_blocking=True)
+        rows = to_device(self.sampler.batch(mixture), self.device)
+        x, y = rows[:, :-1], rows[:, 1:]
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.total_steps, self.spec)
         with self.autocast():
@@ -318,7 +369,17 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.mixture_tokens += mixture * self.tokens_per_step
         self.step += 1
+        self.loss_sum += loss.detach()
+        self.loss_steps += 1
         return loss.detach()
+
+    def take_train_loss(self) -> float:
+        """The mean training loss since the last call (recorded on the curve); resets the sum."""
+        mean = float(self.loss_sum) / max(1, self.loss_steps)
+        self.train_losses.append([self.step * self.tokens_per_step, mean])
+        self.loss_sum.zero_()
+        self.loss_steps = 0
+        return mean
 
     def state_dict(self) -> dict:
         return {
@@ -327,6 +388,9 @@ class Trainer:
             "model": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "mixture_tokens": self.mixture_tokens.tolist(),
+            "train_losses": self.train_losses,
+            "loss_sum": self.loss_sum,
+            "loss_steps": self.loss_steps,
             "rng": _rng_states(self.sampler, self.policy),
         }
 
@@ -337,6 +401,9 @@ class Trainer:
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.mixture_tokens = np.asarray(state["mixture_tokens"], dtype=float)
+        self.train_losses = state["train_losses"]
+        self.loss_sum = state["loss_sum"].to(self.device)
+        self.loss_steps = int(state["loss_steps"])
         _set_rng_states(state["rng"], self.sampler, self.policy)
 
     def save(self, path: Path) -> None:
@@ -400,11 +467,12 @@ def train(spec: TrainSpec, *, url: str | None = None, resume: bool = False,
     except BaseException as exc:
         records.fail_run(handle, f"{type(exc).__name__}: {exc}", url)
         raise
-    updates = {"schedule": trainer.policy.schedule if trainer.policy else None}
+    updates = {"schedule": trainer.policy.schedule if trainer.policy else None,
+               "provenance": {**_run_fields(trainer)["provenance"], "train_loss": trainer.train_losses}}
     if trainer.policy is not None:
         updates["mixture"] = trainer.mean_mixture()
-        updates["provenance"] = {**_run_fields(trainer)["provenance"], "aioli_matrices": trainer.policy.matrices,
-                                 "final_mixture": dict(zip(trainer.domains, map(float, trainer.policy.weights)))}
+        updates["provenance"].update(aioli_matrices=trainer.policy.matrices,
+                                     final_mixture=dict(zip(trainer.domains, map(float, trainer.policy.weights))))
     records.finish_run(handle, updates, url)
     path.unlink(missing_ok=True)
     return TrainResult(handle.run_id, "complete", losses, trainer.step, trainer.step * trainer.tokens_per_step,
@@ -415,15 +483,26 @@ def _train_loop(trainer: Trainer, handle: records.RunHandle, path: Path, url: st
                 on_evaluation: Callable[[int, int], None] | None) -> dict[str, float]:
     spec, total = trainer.spec, trainer.total_steps
     points = set(eval_points(total, spec.evals))
+    eval_tokens = trainer.evaluator.tokens * len(points)
+    log.info("%s: %d steps; %d evaluations of %d held-out tokens = %.1f%% of the training tokens (forward only)",
+             spec.name, total, len(points), trainer.evaluator.tokens, 100 * eval_tokens / (total * trainer.tokens_per_step))
+    peak = peak_flops(trainer.device)
+    flops_per_token = trainer.raw_model.flops_per_token()
     last_beat = last_save = time.monotonic()
+    window_start, window_step = time.perf_counter(), trainer.step
     losses: dict[str, float] = {}
     trainer.raw_model.train()
     while trainer.step < total:
         trainer.train_step(trainer.mixture_for_step())
         if trainer.step in points:
+            train_loss = trainer.take_train_loss()  # reads the device: the timing below includes the sync
+            seconds = time.perf_counter() - window_start
+            tokens_per_s = (trainer.step - window_step) * trainer.tokens_per_step / seconds
             losses = trainer.evaluate()
-            log.info("%s: step %d/%d, %d tokens, validation loss %s", spec.name, trainer.step, total,
-                     trainer.step * trainer.tokens_per_step, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+            mfu = f", MFU {flops_per_token * tokens_per_s / peak:.1%}" if peak else ""
+            log.info("%s: step %d/%d, %d tokens, train loss %.4f, %.0f tokens/s%s, validation loss %s", spec.name,
+                     trainer.step, total, trainer.step * trainer.tokens_per_step, train_loss, tokens_per_s, mfu,
+                     ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
             records.write_measurements(handle, trainer.step * trainer.tokens_per_step, losses,
                                        trainer.step / total, url)
             last_beat = time.monotonic()
@@ -432,7 +511,10 @@ def _train_loop(trainer: Trainer, handle: records.RunHandle, path: Path, url: st
                 last_save = time.monotonic()
             if on_evaluation is not None:
                 on_evaluation(trainer.step, total)
+            window_start, window_step = time.perf_counter(), trainer.step
         elif time.monotonic() - last_beat > spec.heartbeat_seconds:
             records.heartbeat(handle, trainer.step / total, url)
             last_beat = time.monotonic()
+    if not points:  # no evaluation: the curve still gets the run's mean training loss
+        trainer.take_train_loss()
     return losses

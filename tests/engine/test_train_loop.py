@@ -88,6 +88,42 @@ def test_short_cpu_training_lowers_every_domain_loss(data_dir, sqlite_url):
         assert session.scalar(select(Job)).state == "done"
 
 
+def test_training_loss_is_logged_and_stored_with_each_evaluation(data_dir, sqlite_url, caplog):
+    create_project("p", url=sqlite_url)
+    with caplog.at_level("INFO", logger="engine.train.loop"):
+        result = train(spec(data_dir, evals=4), url=sqlite_url)
+    lines = [r.getMessage() for r in caplog.records if "train loss" in r.getMessage()]
+    assert len(lines) == 4 and all("tokens/s" in line and "validation loss" in line for line in lines)
+    assert "MFU" not in lines[0]  # CPU: no peak to divide by
+    with session_scope(sqlite_url) as session:
+        curve = session.scalar(select(Run)).provenance["train_loss"]
+    assert [tokens for tokens, _ in curve] == [p * 256 for p in eval_points(result.steps, 4)]
+    values = [loss for _, loss in curve]
+    assert all(np.isfinite(values)) and values[-1] < values[0] - 0.5
+    # The first entry is the mean over the first quarter, so it lies under the untrained loss ln(256).
+    assert values[0] < np.log(256) + 0.1
+    assert f"train loss {values[-1]:.4f}" in lines[-1]
+
+
+def test_evaluation_reads_a_fixed_share_of_the_run(data_dir):
+    short = Trainer(spec(data_dir, tokens=16_384, evals=4, eval_sequences=None))
+    long = Trainer(spec(data_dir, tokens=65_536, evals=4, eval_sequences=None))
+    for trainer in (short, long):
+        share = trainer.evaluator.tokens * 4 / trainer.spec.tokens
+        assert 0.05 < share <= 0.1, share
+    assert 3.5 < long.evaluator.tokens / short.evaluator.tokens <= 4.5  # scaled with the run's length
+    assert Trainer(spec(data_dir, eval_share=0.02, eval_sequences=None)).evaluator.tokens < short.evaluator.tokens
+
+
+def test_a_run_without_evaluations_records_its_training_loss(data_dir, sqlite_url):
+    create_project("p", url=sqlite_url)
+    result = train(spec(data_dir, evals=0), url=sqlite_url)
+    assert result.final_losses == {} and curves(sqlite_url, "r") == {}
+    with session_scope(sqlite_url) as session:
+        (tokens, loss), = session.scalar(select(Run)).provenance["train_loss"]
+    assert tokens == result.tokens and np.isfinite(loss)
+
+
 class Stop(Exception):
     pass
 
