@@ -1,22 +1,26 @@
-"""Throughput of mixplan's proxy trainer against a minimal reference loop; Aioli vs stratified.
+"""Throughput of mixplan's training loop against a bare loop fed from the same batches.
 
-    python bench/train_throughput.py            # CPU: tiny + small, Aioli vs stratified (3 seeds)
-    python bench/train_throughput.py --quick    # fewer tokens, for a smoke run
+    python bench/train_throughput.py              # CPU: tiny model, 262k tokens a run, 2 repeats
+    python bench/train_throughput.py --quick      # fewer tokens, for a smoke run
 
-Part 1 — tokens/s of ``engine.train.loop.train`` (what ``mixplan train`` runs: mixture
-sampling from memory-mapped domains, per-domain evaluation every 10% of the run,
-measurements and heartbeats written to a SQLite store, checkpoints) beside a minimal
-reference loop in the same process: the same model, optimiser, batch and number of
-steps, batches cut at random offsets of one in-memory tensor, no evaluation, no
-logging. Target: ours >= 0.9x the reference. Each is timed ``--repeats`` times,
-interleaved in alternating order, best kept (the machine is shared).
+Three loops train the same model (same seed, size, optimiser, learning-rate schedule,
+batch size, mixture) for the same number of steps on the demo corpus, each batch drawn by
+the same ``MixtureSampler`` from the memory-mapped domains and moved by the same
+``to_device``:
 
-Part 2 — on CUDA only (bf16 autocast, optional torch.compile): tokens/s and model
-FLOPs utilisation (6N + 12*L*d*T FLOPs per token over the GPU's dense bf16 peak)
-for the small and the ~100M model. Without a GPU the section says so.
+- bare: sampler -> forward -> backward -> clip -> AdamW step, nothing else (timed from
+  the first step to the last);
+- loop, evaluation off: ``engine.train.loop.train`` with ``evals=0`` (what ``mixplan train``
+  runs: run and job rows in a SQLite store, heartbeats, the training-loss sum), timed end
+  to end, setup included;
+- loop, default evaluation: the same with the default 10 evaluations reading
+  ``eval_share`` (10%) of the training tokens, forward only.
 
-Part 3 — Aioli vs stratified (uniform) on the demo corpus: final mean validation
-loss over the domains, 3 seeds each, same token budget and model. Reported as is.
+The loops alternate in order every repeat (the machine is shared); the best time of
+each is kept. Targets: evaluation off >= 0.95x the bare loop; with the default share
+the expected cost is the evaluated tokens at about a third of a training token each.
+On CUDA (bf16 autocast) the table adds model FLOPs utilisation against the GPU's dense
+bf16 peak; without a GPU the section says so and gives no figure.
 """
 
 from __future__ import annotations
@@ -27,27 +31,21 @@ import logging
 import math
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.services.projects import create_project  # noqa: E402
-from engine.train.aioli import AioliOptions  # noqa: E402
-from engine.train.data import open_tokens, prepare_data, read_prepared  # noqa: E402
+from engine.train.data import prepare_data  # noqa: E402
 from engine.train.demo_corpus import build_demo_corpus  # noqa: E402
-from engine.train.loop import TrainSpec, lr_at, train  # noqa: E402
-from engine.train.model import GPT, config_for  # noqa: E402
-
-# Dense bf16 peak FLOP/s (no sparsity) by device name fragment; --peak-tflops overrides.
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "4090": 165.0}
+from engine.train.loop import Trainer, TrainSpec, lr_at, peak_flops, to_device, train  # noqa: E402
+from engine.train.model import next_token_loss  # noqa: E402
 
 
 def machine() -> str:
@@ -63,118 +61,94 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
-def reference_loop(spec: TrainSpec, vocab_size: int, tokens: torch.Tensor, device: torch.device) -> float:
-    """Seconds for the same number of steps of a plain random-batch loop (no mixture, eval or logging)."""
-    torch.manual_seed(spec.seed)
-    model = GPT(config_for(spec.model, vocab_size, spec.seq_len)).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": spec.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=spec.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
-    steps = math.ceil(spec.tokens / (spec.batch_size * spec.seq_len))
-    generator = torch.Generator().manual_seed(spec.seed)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def bare_loop(spec: TrainSpec) -> float:
+    """Seconds for the run's steps of a bare loop on the trainer's own model, optimiser and sampler."""
+    trainer = Trainer(spec)  # builds the model, AdamW and the MixtureSampler exactly as train() does
+    model, optimizer, device = trainer.model, trainer.optimizer, trainer.device
+    model.train()
     synchronize()
     started = time.perf_counter()
-    for step in range(steps):
-        starts = torch.randint(0, len(tokens) - spec.seq_len - 1, (spec.batch_size,), generator=generator)
-        rows = torch.stack([tokens[s:s + spec.seq_len + 1] for s in starts.tolist()]).to(device)
+    for step in range(trainer.total_steps):
+        rows = to_device(trainer.sampler.batch(trainer.mixture), device)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, steps, spec)
-        with autocast:
-            loss = model.loss(rows[:, :-1], rows[:, 1:])
+            group["lr"] = lr_at(step, trainer.total_steps, spec)
+        with trainer.autocast():
+            loss = next_token_loss(model(rows[:, :-1]), rows[:, 1:])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+        torch.nn.utils.clip_grad_norm_(trainer.raw_model.parameters(), spec.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     synchronize()
     return time.perf_counter() - started
 
 
-def synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def ours(spec: TrainSpec, url: str) -> tuple[float, int]:
+def our_loop(spec: TrainSpec, url: str) -> float:
     synchronize()
     started = time.perf_counter()
-    result = train(spec, url=url)
+    train(replace(spec, name=f"{spec.name}-{time.time_ns()}"), url=url)
     synchronize()
-    return time.perf_counter() - started, result.tokens
+    return time.perf_counter() - started
 
 
-def throughput_rows(data: str, url: str, sizes: dict[str, int], repeats: int, device: str,
-                    compile_model: bool) -> list[dict]:
-    prepared = read_prepared(data)
-    all_tokens = torch.from_numpy(np.concatenate([np.asarray(open_tokens(prepared, d, "train"), dtype=np.int64)
-                                                  for d in sorted(prepared.domains)]))
-    rows = []
-    for size, budget in sizes.items():
-        base = TrainSpec(project="bench", data_dir=data, name="", tokens=budget, model=size, evals=10,
-                         mixture={"code": 0.5, "prose": 0.3, "legal": 0.2}, device=device, compile=compile_model,
-                         batch_size=8 if device == "cpu" else 32, seq_len=128 if device == "cpu" else 512)
-        dev = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
-        ours_s, final_only_s, ref_s, tokens = [], [], [], 0
-        def time_reference() -> None:
-            ref_s.append(reference_loop(base, prepared.vocab_size, all_tokens, dev))
-
-        def time_ours() -> None:
-            nonlocal tokens
-            seconds, tokens = ours(replace(base, name=f"{size}-{device}-{time.time_ns()}"), url)
-            ours_s.append(seconds)
-
-        def time_final_only() -> None:
-            final_only_s.append(ours(replace(base, name=f"{size}-{device}-final-{time.time_ns()}", evals=1), url)[0])
-
-        for r in range(repeats):  # the order flips every repeat, so a load change favours no loop
-            for timed in (time_reference, time_ours, time_final_only)[:: 1 if r % 2 == 0 else -1]:
-                timed()
-        model = GPT(config_for(size, prepared.vocab_size, base.seq_len))
-        ours_tps, ref_tps = tokens / min(ours_s), tokens / min(ref_s)
-        rows.append({"size": size, "params": model.num_params(), "tokens": tokens, "device": dev.type,
-                     "ours_tps": ours_tps, "final_only_tps": tokens / min(final_only_s), "ref_tps": ref_tps,
-                     "ratio": ours_tps / ref_tps, "final_only_ratio": tokens / min(final_only_s) / ref_tps,
-                     "flops_per_token": model.flops_per_token()})
-    return rows
+def measure(data: str, url: str, model: str, tokens: int, repeats: int, device: str, compile_model: bool) -> dict:
+    cuda = device == "cuda"
+    base = TrainSpec(project="bench", data_dir=data, name=model, tokens=tokens, model=model, device=device,
+                     compile=compile_model, mixture={"code": 0.5, "prose": 0.3, "legal": 0.2},
+                     batch_size=32 if cuda else 8, seq_len=512 if cuda else 128, checkpoint_seconds=math.inf)
+    loops = {
+        "bare": lambda: bare_loop(base),
+        "eval off": lambda: our_loop(replace(base, evals=0), url),
+        "default eval": lambda: our_loop(base, url),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in loops}
+    for r in range(repeats):  # the order flips every repeat, so a load change favours no loop
+        for name in (list(loops) if r % 2 == 0 else list(loops)[::-1]):
+            seconds[name].append(loops[name]())
+    trainer = Trainer(base)
+    trained = trainer.total_steps * trainer.tokens_per_step
+    evaluated = trainer.evaluator.tokens * base.evals
+    return {"model": model, "params": trainer.raw_model.num_params(), "tokens": trained, "device": trainer.device,
+            "flops_per_token": trainer.raw_model.flops_per_token(), "eval_tokens": evaluated,
+            "eval_share": base.eval_share, "evals": base.evals,
+            "tps": {name: trained / min(times) for name, times in seconds.items()},
+            "spread": {name: max(times) / min(times) for name, times in seconds.items()}}
 
 
-def peak_flops(override_tflops: float | None) -> float | None:
-    if override_tflops:
-        return override_tflops * 1e12
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name(0)
-    return next((t * 1e12 for key, t in PEAK_BF16_TFLOPS.items() if key in name), None)
-
-
-def aioli_vs_stratified(data: str, url: str, model: str, tokens: int, seeds: list[int]) -> list[dict]:
-    rows = []
-    options = AioliOptions(rounds=4, lp_rounds=1, lp_steps=4, one_hot_factor=1.0, normalize_a=True, eta=1.0)
-    for method in ("stratified", "aioli"):
-        for seed in seeds:
-            spec = TrainSpec(project="bench", data_dir=data, name=f"cmp-{method}-{seed}-{time.time_ns()}",
-                             tokens=tokens, model=model, method=method, seed=seed, aioli=options)
-            result = train(spec, url=url)
-            rows.append({"method": method, "seed": seed, "mean_loss": float(np.mean(list(result.final_losses.values()))),
-                         "losses": result.final_losses, "mixture": result.mixture})
-    return rows
+def report(row: dict, repeats: int) -> None:
+    tps, peak = row["tps"], peak_flops(row["device"])
+    print("| loop | tokens/s | / bare | slowest / fastest repeat |" + (" MFU |" if peak else ""))
+    print("|---|---:|---:|---:|" + ("---:|" if peak else ""))
+    for name, value in tps.items():
+        mfu = f" {row['flops_per_token'] * value / peak:.1%} |" if peak else ""
+        print(f"| {name} | {value:,.0f} | {value / tps['bare']:.2f}x | {row['spread'][name]:.2f} |{mfu}")
+    off, default = tps["eval off"] / tps["bare"], tps["default eval"] / tps["bare"]
+    share = row["eval_tokens"] / row["tokens"]
+    expected = 1 / (1 + share / 3) * off  # a forward pass costs about a third of a training step per token
+    print()
+    print(f"{row['model']} ({row['params']:,} parameters), {row['tokens']:,} training tokens, best of {repeats}:")
+    print(f"- evaluation off, the loop runs at {off:.2f}x the bare loop: "
+          f"{'meets' if off >= 0.95 else 'misses'} the 0.95x target"
+          f"{'' if off >= 0.95 else f' by {0.95 - off:.2f}'}.")
+    print(f"- with the default evaluation ({row['evals']} evaluations, {row['eval_tokens']:,} held-out tokens = "
+          f"{share:.1%} of the training tokens, share setting {row['eval_share']:.0%}) it runs at {default:.2f}x; "
+          f"forward-only evaluation at a third of a training token's cost predicts {expected:.2f}x.")
+    if peak is None:
+        print("- MFU: " + ("not measured on CPU." if row["device"].type == "cpu" else "unknown GPU peak."))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Small budgets (smoke run).")
     parser.add_argument("--repeats", type=int, default=2, help="Timings per loop (best kept; order alternates).")
-    parser.add_argument("--tiny-tokens", type=int, default=524_288, help="Tokens of each tiny run.")
-    parser.add_argument("--small-tokens", type=int, default=65_536, help="Tokens of each small run.")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both loops.")
-    parser.add_argument("--aioli-model", default="micro")
-    parser.add_argument("--aioli-tokens", default=None, help="Token budget of each Aioli/stratified run.")
-    parser.add_argument("--skip-aioli", action="store_true")
+    parser.add_argument("--models", default="tiny", help="Comma-separated model sizes for the CPU rows.")
+    parser.add_argument("--tokens", type=int, default=262_144, help="Training tokens of each CPU run.")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for every loop.")
     parser.add_argument("--compile", action="store_true", help="torch.compile on the GPU rows.")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="The GPU's dense bf16 peak, TFLOP/s.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -187,53 +161,22 @@ def main() -> None:
     create_project("bench", url=url)
 
     print(f"# mixplan train throughput — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
-    print(f"# machine: {machine()}; torch threads {args.threads}; load average {os.getloadavg()[0]:.2f}")
+    print(f"# machine: {machine()}; torch threads {args.threads}; load average {os.getloadavg()[0]:.2f} (shared)")
     print()
-    cpu_sizes = {"tiny": 32_768, "small": 8_192} if args.quick else {"tiny": args.tiny_tokens,
-                                                                     "small": args.small_tokens}
-    rows = throughput_rows(data, url, cpu_sizes, args.repeats, "cpu", False)
-    print("## CPU: mixplan train loop (eval every 10%, store logging) vs minimal reference loop")
-    print("Each evaluation runs 3 domains x 16 windows x 128 tokens forward, about 2 training steps of")
-    print("8 x 128 tokens, so 10 evaluations cost about 20,480 / tokens of a run: 4% at 524k, 31% at 66k.")
-    print("'final eval only' is the same loop with one evaluation at the end (the loop's own overhead).")
-    print("| model | params | tokens | ours tok/s (eval every 10%) | ours tok/s (final eval only) "
-          "| reference tok/s | ours / reference | final-eval-only / reference |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['size']} | {r['params']:,} | {r['tokens']:,} | {r['ours_tps']:,.0f} | {r['final_only_tps']:,.0f} "
-              f"| {r['ref_tps']:,.0f} | {r['ratio']:.2f}x | {r['final_only_ratio']:.2f}x |")
-    print()
-
-    print("## GPU (CUDA, bf16 autocast): tokens/s and model FLOPs utilisation")
+    tokens = 32_768 if args.quick else args.tokens
+    for model in args.models.split(","):
+        print(f"## CPU, {model} model, batch 8 x 128 tokens")
+        report(measure(data, url, model, tokens, args.repeats, "cpu", False), args.repeats)
+        print()
+    print("## GPU (CUDA, bf16 autocast)")
     if not torch.cuda.is_available():
         print("No CUDA device in this run: no GPU figures (none measured, none estimated).")
     else:
-        gpu_sizes = {"small": 2_000_000, "gpt100m": 4_000_000} if not args.quick else {"small": 262_144}
-        peak = peak_flops(args.peak_tflops)
-        gpu_rows = throughput_rows(data, url, gpu_sizes, args.repeats, "cuda", args.compile)
-        print("| model | params | tokens | ours tok/s | reference tok/s | ours / reference | MFU (ours) "
-              "| MFU (reference) |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for r in gpu_rows:
-            def mfu(tps: float) -> str:
-                return f"{r['flops_per_token'] * tps / peak:.1%}" if peak else "peak unknown (--peak-tflops)"
-            print(f"| {r['size']} | {r['params']:,} | {r['tokens']:,} | {r['ours_tps']:,.0f} | {r['ref_tps']:,.0f} "
-                  f"| {r['ratio']:.2f}x | {mfu(r['ours_tps'])} | {mfu(r['ref_tps'])} |")
-    print()
-
-    if not args.skip_aioli:
-        tokens = int(float(args.aioli_tokens)) if args.aioli_tokens else (40_960 if args.quick else 204_800)
-        cmp_rows = aioli_vs_stratified(data, url, args.aioli_model, tokens, [0, 1, 2])
-        print(f"## Aioli vs stratified on the demo corpus ({args.aioli_model} model, {tokens:,} tokens, 3 seeds)")
-        print("| method | seed | final mean val loss | final losses | mean mixture |")
-        print("|---|---:|---:|---|---|")
-        for r in cmp_rows:
-            losses = ", ".join(f"{k} {v:.3f}" for k, v in sorted(r["losses"].items()))
-            mixture = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["mixture"].items()))
-            print(f"| {r['method']} | {r['seed']} | {r['mean_loss']:.4f} | {losses} | {mixture} |")
-        for method in ("stratified", "aioli"):
-            values = [r["mean_loss"] for r in cmp_rows if r["method"] == method]
-            print(f"{method}: mean {statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} (sd over seeds)")
+        for model, gpu_tokens in ({"small": 262_144} if args.quick else {"small": 4_000_000, "gpt100m": 8_000_000}).items():
+            print(f"### {model} model, batch 32 x 512 tokens")
+            report(measure(data, url, model, gpu_tokens, args.repeats, "cuda", args.compile), args.repeats)
+            print()
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
