@@ -340,16 +340,16 @@ class _Progress:
         os.replace(tmp, folder / PROGRESS)
 
     @classmethod
-    def load(cls, folder: Path, fingerprint: str) -> "_Progress":
+    def load(cls, folder: Path, fingerprint: str, itemsize: int) -> "_Progress":
         """The saved progress if it belongs to these inputs and its part files are intact, else a fresh start."""
         try:
             saved = cls(**json.loads((folder / PROGRESS).read_text()))
         except (OSError, ValueError, TypeError):
             return cls(fingerprint)
         parts = {split: folder / f"{split}.bin.part" for split in ("train", "val")}
-        itemsize = {split: path.stat().st_size if path.exists() else -1 for split, path in parts.items()}
-        # A part file shorter than the progress says was cut by a stop midway through a step: start over.
-        if saved.fingerprint != fingerprint or any(itemsize[s] < saved.tokens[s] for s in parts):
+        written = {split: path.stat().st_size if path.exists() else -1 for split, path in parts.items()}
+        # A part file shorter than the progress says (a crash mid-move, a lost write): start over.
+        if saved.fingerprint != fingerprint or any(written[s] < saved.tokens[s] * itemsize for s in parts):
             return cls(fingerprint)
         return saved
 
@@ -391,9 +391,9 @@ def _prepare_domain(
 ) -> DomainData:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    state = _Progress.load(folder, fingerprint)
-    parts = {split: folder / f"{split}.bin.part" for split in ("train", "val")}
     size = np.dtype(dtype).itemsize
+    state = _Progress.load(folder, fingerprint, size)
+    parts = {split: folder / f"{split}.bin.part" for split in ("train", "val")}
     for split, path in parts.items():  # drop what was written after the last saved chunk
         with path.open("ab") as handle:
             handle.truncate(state.tokens[split] * size)
