@@ -12,7 +12,8 @@ the same ``MixtureSampler`` from the memory-mapped domains and moved by the same
   the first step to the last);
 - loop, evaluation off: ``engine.train.loop.train`` with ``evals=0`` (what ``mixplan train``
   runs: run and job rows in a SQLite store, heartbeats, the training-loss sum), timed end
-  to end, setup included;
+  to end, setup included; checkpoints off in both loop rows (their cost is the disk's:
+  one ``torch.save`` of model and optimiser at most every 30 s by default);
 - loop, default evaluation: the same with the default 10 evaluations reading
   ``eval_share`` (10%) of the training tokens, forward only.
 
