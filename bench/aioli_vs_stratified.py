@@ -10,14 +10,15 @@ re-weights every round from LearnParams sub-runs. The demo's domains are strongl
 in size (code ~4 MB, prose ~0.4 MB, legal ~40 kB), so at this budget the small domains are
 read several times over under a uniform mixture: a dynamic method has something to correct.
 
-Three splits, by a hash of each document: test (10%, at least two documents a domain, used only for the final score below),
-validation (what Aioli's LearnParams measures) and training. The score is the mean over the
+Three splits, by a hash of each document: test (10%, at least two documents a domain, used
+only for the final score below), validation (what Aioli's LearnParams measures) and training. The score is the mean over the
 three domains of the test loss (nats/token, on every test window up to 256 a domain).
 Nothing is tuned here: the Aioli configurations are mixplan's defaults and the reference
 code's hyperparameters for its 3-domain SlimPajama runs (HazyResearch/aioli,
 scripts/arxiv_books_stackexchange/aioli/run.sh: eta 0.1, EMA 0.5, one-hot factor 0.5,
 4 LearnParams sweeps of 6 steps, a round every 250 of 5000 steps), with 4 rounds and
-sub-runs scaled so LearnParams keeps its 29% share of a round. Every configuration evaluates on the same 32 validation windows a domain.
+sub-runs scaled so LearnParams keeps its 29% share of a round. Every configuration evaluates
+on the same 32 validation windows a domain.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def main() -> None:
         "aioli (reference hyperparameters)": replace(base, method="aioli", aioli=AioliOptions(
             rounds=rounds, lp_rounds=4, lp_steps=lp_steps, one_hot_factor=0.5, normalize_a=True, eta=0.1, ema=0.5)),
     }
-    test_eval = Evaluator(test_tokens, base.seq_len, 256, torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False))
+    test_eval = Evaluator(test_tokens, base.seq_len, 256, torch.device("cpu"),
+                          lambda: torch.autocast("cpu", enabled=False))
     print(f"# Aioli vs stratified — {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
     print(f"# machine: {os.cpu_count()} cores, no GPU, torch {torch.__version__}; load average "
           f"{os.getloadavg()[0]:.2f} (shared); {args.model} model, {args.tokens:,} tokens ({steps} steps of 8 x 128), "

@@ -155,7 +155,8 @@ def main() -> None:
             ratio = min(p["seconds"] for p in prep_runs) / min(r["seconds"] for r in ref_runs)
             for name, runs in (("prepare_data (bytes)", prep_runs), ("np.frombuffer + write", ref_runs)):
                 best = min(x["seconds"] for x in runs)
-                print(f"| {label} | {name} | {best:.2f} | {mb / best:,.0f} | {max(x['peak_kb'] for x in runs) / 1024:,.0f} "
+                peak = max(x["peak_kb"] for x in runs) / 1024
+                print(f"| {label} | {name} | {best:.2f} | {mb / best:,.0f} | {peak:,.0f} "
                       f"| {max(x['peak_kb'] - x['base_kb'] for x in runs) / 1024:,.0f} "
                       f"| {f'{ratio:.2f}x' if name.startswith('prep') else ''} |")
             peak_mb = max(p["peak_kb"] for p in prep_runs) / 1024

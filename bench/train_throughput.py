@@ -173,7 +173,8 @@ def main() -> None:
     if not torch.cuda.is_available():
         print("No CUDA device in this run: no GPU figures (none measured, none estimated).")
     else:
-        for model, gpu_tokens in ({"small": 262_144} if args.quick else {"small": 4_000_000, "gpt100m": 8_000_000}).items():
+        gpu_budgets = {"small": 262_144} if args.quick else {"small": 4_000_000, "gpt100m": 8_000_000}
+        for model, gpu_tokens in gpu_budgets.items():
             print(f"### {model} model, batch 32 x 512 tokens")
             report(measure(data, url, model, gpu_tokens, args.repeats, "cuda", args.compile), args.repeats)
             print()

@@ -485,7 +485,8 @@ def _train_loop(trainer: Trainer, handle: records.RunHandle, path: Path, url: st
     points = set(eval_points(total, spec.evals))
     eval_tokens = trainer.evaluator.tokens * len(points)
     log.info("%s: %d steps; %d evaluations of %d held-out tokens = %.1f%% of the training tokens (forward only)",
-             spec.name, total, len(points), trainer.evaluator.tokens, 100 * eval_tokens / (total * trainer.tokens_per_step))
+             spec.name, total, len(points), trainer.evaluator.tokens,
+             100 * eval_tokens / (total * trainer.tokens_per_step))
     peak = peak_flops(trainer.device)
     flops_per_token = trainer.raw_model.flops_per_token()
     last_beat = last_save = time.monotonic()
