@@ -42,7 +42,8 @@ def comparison_frame(report: fits.FitReport) -> pd.DataFrame:
     return pd.DataFrame([{
         "law": r.law, "default": "yes" if r.law == report.default_law else "", "smooth": "yes" if r.smooth else "no",
         "Spearman": num(r.spearman), "Pearson": num(r.pearson), "MAE": num(r.mae), "RMSE": num(r.rmse),
-        "top-1 rank": r.top1_rank, "top-1 gap": num(r.top1_gap), "fit seconds": round(r.seconds, 1),
+        "top-1 rank": r.top1_rank, "top-1 gap": num(r.top1_gap), "90% coverage": num(r.coverage),
+        "fit seconds": round(r.seconds, 1),
         "note": r.error or ("reused" if r.reused else "fitted now")} for r in report.rows])
 
 
@@ -76,7 +77,8 @@ with st.spinner("Fitting laws with 5-fold cross-validation and bootstrap refits 
 
 st.subheader("Comparison on held-out runs")
 st.caption(f"{report.n_runs} runs, objective **{report.objective}** (lower is better), 5-fold CV over runs. "
-           "Default law: best Spearman; laws within 0.002 count as tied and the lower MAE wins.")
+           "Default law: best Spearman; laws within 0.002 count as tied and the lower MAE wins. "
+           "90% coverage: share of held-out runs inside their 90% interval (calibrated on the other folds).")
 st.dataframe(comparison_frame(report), hide_index=True, width="stretch")
 
 ok_laws = [r.law for r in report.rows if r.error is None]

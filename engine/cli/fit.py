@@ -25,14 +25,19 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 def _report_table(report) -> str:
     lines = [f"project {report.project} | objective {report.objective} | {report.n_runs} runs | data {report.data_hash[:12]}",
-             f"{'law':<12} {'smooth':<6} {'spearman':>9} {'pearson':>8} {'mae':>8} {'rmse':>8} {'top1 rank':>9} {'top1 gap':>9} {'seconds':>8}  note"]
+             f"{'law':<12} {'smooth':<6} {'spearman':>9} {'pearson':>8} {'mae':>8} {'rmse':>8} {'top1 rank':>9} {'top1 gap':>9} "
+             f"{'cover90':>8} {'seconds':>8}  note"]
     for r in report.rows:
         mark = "*" if r.law == report.default_law else " "
         note = r.error or ("reused" if r.reused else "")
+        if r.not_converged:
+            note = (note + "; " if note else "") + f"did not converge on: {', '.join(r.not_converged)}"
         lines.append(f"{mark}{r.law:<11} {'yes' if r.smooth else 'no':<6} {_fmt(r.spearman):>9} {_fmt(r.pearson):>8} "
-                     f"{_fmt(r.mae):>8} {_fmt(r.rmse):>8} {r.top1_rank:>9} {_fmt(r.top1_gap):>9} {r.seconds:>8.1f}  {note}")
+                     f"{_fmt(r.mae):>8} {_fmt(r.rmse):>8} {r.top1_rank:>9} {_fmt(r.top1_gap):>9} {_fmt(r.coverage, 3):>8} "
+                     f"{r.seconds:>8.1f}  {note}")
     which = "set by the user" if report.overridden else "best held-out Spearman, MAE breaks ties"
     lines.append(f"* default law: {report.default_law} ({which}); figures are held-out predictions of K-fold CV over runs")
+    lines.append("cover90: share of held-out runs inside their 90% interval, calibrated on the other folds (aim: 0.85-0.95)")
     return "\n".join(lines)
 
 

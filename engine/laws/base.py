@@ -144,11 +144,20 @@ class LawBase:
 
     name: ClassVar[str]
     smooth: ClassVar[bool]
-    # False: intervals come from held-out CV residuals instead of bootstrap refits (trees: refits too slow).
-    bootstrap_refits: ClassVar[bool] = True
+    # False: intervals come from held-out CV residuals instead of bootstrap refits (trees: refits too slow),
+    # so the replicas are shifts of one model and say nothing about where its optimum could be.
+    has_refits: ClassVar[bool] = True
 
     def fit(self, mixtures, y, *, tokens=None, model_params=None):  # pragma: no cover - every law overrides
         raise NotImplementedError
+
+    def check_fitted(self) -> None:
+        """Raise :class:`FitError` when the law has learned nothing yet (what fitting learns ends with ``_``)."""
+        from engine.errors import FitError
+
+        if not any(key.endswith("_") and not key.startswith("_") for key in vars(self)):
+            raise FitError(f"{self.name}: predict was called before fit. "
+                           "Fix: call fit(mixtures, y) first, or rebuild a fitted law with from_params(params).")
 
     @classmethod
     def fit_batch(cls, mixtures: np.ndarray, targets: np.ndarray, weights: np.ndarray, *,

@@ -6,9 +6,18 @@ Shares sum to one, so a common shift of ``t`` is absorbed by ``k``: we fix
 
 Non-convex, so: a closed-form start per problem (``c`` a little below the
 smallest value, then ``log(y - c)`` is linear in ``p``), several starts at
-different floors, and batched Levenberg-Marquardt with a Huber weight
-(a robust loss, as ``scipy.optimize.least_squares(loss="huber")``) over every
-(weight vector, target, start) at once in torch. Bounds keep ``|t_j| <= 50``
+different floors, and batched Levenberg-Marquardt on a Huber loss (as
+``scipy.optimize.least_squares(loss="huber")``) over every (weight vector,
+target, start) at once in torch. The Huber threshold is ``huber`` robust
+standard deviations: 1.4826 x the median absolute deviation of the residuals
+(the consistent estimate of a normal sigma), held fixed within a stage. Stage 1
+takes ``START_ITERATIONS`` steps from every start (threshold from the residuals
+at the start); stage 2 goes on from the best start only (threshold from its
+residuals) until each problem converges -- an accepted step lowers the loss by
+less than ``FTOL`` or moves it by less than ``XTOL`` -- or ``iterations`` steps
+pass; a problem still moving then is reported (``converged_`` False).
+The residual scale and the robust scale use the rows a problem is fitted on
+only, so a CV fold never sees its held-out runs. Bounds keep ``|t_j| <= 50``
 and ``k > 0``; a small ridge on ``t`` keeps the law flat where few runs speak.
 """
 
@@ -23,7 +32,10 @@ from engine.errors import FitError
 from engine.laws.base import LawBase, as_mixtures, check_batch_input, one_torch_thread
 
 T_BOUND = 50.0
-REFIT_ITERATIONS = 20
+MAD_TO_SIGMA = 1.4826  # sigma = 1.4826 * median absolute deviation, for normal residuals
+START_ITERATIONS = 10  # LM steps from every start before the best one is kept
+FTOL = 1e-7  # converged: an accepted step lowers the loss by less than this fraction
+XTOL = 1e-10  # or moves no parameter by more than this (relative)
 FLOOR_FRACTIONS = (0.05, 0.5, 0.9)  # starting floors c = min(y) - range(y) * f / (2 (1 - f))
 
 
@@ -31,10 +43,10 @@ class ExponentialLaw(LawBase):
     name: ClassVar[str] = "exponential"
     smooth: ClassVar[bool] = True
 
-    def __init__(self, ridge: float = 1e-4, huber: float = 1.5, iterations: int = 60) -> None:
+    def __init__(self, ridge: float = 1e-4, huber: float = 1.5, iterations: int = 200) -> None:
         self.ridge = ridge
         self.huber = huber  # in robust standard deviations of the residuals
-        self.iterations = iterations
+        self.iterations = iterations  # most LM steps per stage; most problems converge long before
 
     def _options(self) -> dict[str, Any]:
         return {"ridge": self.ridge, "huber": self.huber, "iterations": self.iterations}
@@ -43,18 +55,18 @@ class ExponentialLaw(LawBase):
         y = np.asarray(y, dtype=float)
         law = self.fit_batch(np.asarray(mixtures, dtype=float), y[:, None], np.ones((1, len(y))),
                              options=self._options())[0][0]
-        self.c_, self.k_, self.t_ = law.c_, law.k_, law.t_
+        self.c_, self.k_, self.t_, self.converged_ = law.c_, law.k_, law.t_, law.converged_
         return self
 
     @classmethod
     def fit_refits(cls, mixtures, targets, counts, full, *, options=None):
-        """Refits start from the fit on all runs (one start, REFIT_ITERATIONS steps): a resample moves it little."""
+        """Refits start from the fit on all runs (one start): a resample moves it little, so they converge fast."""
         return cls.fit_batch(mixtures, targets, counts, options=options, start=full)
 
     @classmethod
     def fit_batch(cls, mixtures, targets, weights, *, options=None,
                   start: list["ExponentialLaw"] | None = None) -> list[list["ExponentialLaw"]]:
-        options = {"ridge": 1e-4, "huber": 1.5, "iterations": 60, **(options or {})}
+        options = {**cls()._options(), **(options or {})}
         mixtures, targets, weights, observed = check_batch_input(cls.name, mixtures, targets, weights)
         n_rep, n_tgt = len(weights), targets.shape[1]
         w = torch.as_tensor(weights[:, None, :] * observed.T[None], dtype=torch.float64).reshape(-1, len(mixtures))
@@ -66,36 +78,40 @@ class ExponentialLaw(LawBase):
             else:
                 one = torch.as_tensor(np.stack([np.concatenate([[law.c_, np.log(law.k_)], law.t_]) for law in start]))
                 starts = one.repeat(n_rep, 1)[None]
-                options = {**options, "iterations": min(int(options["iterations"]), REFIT_ITERATIONS)}
-            theta, _ = _fit_lm(p, y, w, starts, options)
+            theta, converged = _fit_lm(p, y, w, starts, options)
         if not torch.isfinite(theta).all():
             raise FitError("exponential: the fit produced non-finite parameters.")
         theta = theta.reshape(n_rep, n_tgt, -1).numpy()
+        converged = converged.reshape(n_rep, n_tgt).numpy()
         out = []
         for r in range(n_rep):
             row = []
             for i in range(n_tgt):
                 law = cls(**options)
                 law.c_, law.k_, law.t_ = _unpack(theta[r, i])
+                law.converged_ = bool(converged[r, i])
                 row.append(law)
             out.append(row)
         return out
 
     def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:
+        self.check_fitted()
         p = as_mixtures(mixtures, len(self.t_))
         return self.c_ + self.k_ * np.exp(np.clip(p @ self.t_, -700, 700))
 
     def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        self.check_fitted()
         return self.c_ + self.k_ * torch.exp(mixtures @ torch.as_tensor(self.t_, dtype=mixtures.dtype))
 
     @property
     def params(self) -> dict[str, Any]:
-        return {**self._options(), "c": self.c_, "k": self.k_, "t": self.t_.tolist()}
+        return {**self._options(), "c": self.c_, "k": self.k_, "t": self.t_.tolist(), "converged": self.converged_}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "ExponentialLaw":
         law = cls(ridge=params["ridge"], huber=params["huber"], iterations=params["iterations"])
         law.c_, law.k_, law.t_ = float(params["c"]), float(params["k"]), np.asarray(params["t"], dtype=float)
+        law.converged_ = bool(params.get("converged", True))
         return law
 
 
@@ -156,57 +172,107 @@ def _starts(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.stack(starts)
 
 
+def _weighted_median(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B,) median of each row of ``values`` (B, n) with run weights (counts; 0 = not in the problem)."""
+    order = values.argsort(dim=1)
+    v, w = values.gather(1, order), weights.gather(1, order)
+    cum = w.cumsum(1)
+    at = (cum < 0.5 * cum[:, -1:]).sum(1, keepdim=True).clamp_max(values.shape[1] - 1)
+    return v.gather(1, at)[:, 0]
+
+
+def _weighted_std(y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(B,) standard deviation of each problem's target over its own rows (weights w)."""
+    total = w.sum(1)
+    mean = (w * y).sum(1) / total
+    return ((w * (y - mean[:, None]) ** 2).sum(1) / total).sqrt()
+
+
 def _fit_lm(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor, starts: torch.Tensor,
             options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched Levenberg-Marquardt with Huber weights from ``starts`` (S, B, q); the best start per problem."""
+    """Batched Levenberg-Marquardt on a Huber loss from ``starts`` (S, B, q): the best start per
+    problem (B, q) and whether it converged (B,)."""
     n_starts, batch, q = starts.shape
-    theta = starts.reshape(-1, q).clone()
     yy, ww = y.repeat(n_starts, 1), w.repeat(n_starts, 1)
-    scale = (yy.std(dim=1) + 1e-12)
+    scale = _weighted_std(yy, ww) + 1e-12  # training rows only: a fold's held-out runs have weight 0
     ridge = options["ridge"] * ww.sum(1)
-    damping = torch.full((len(theta),), 1e-3, dtype=p.dtype)
+    theta = starts.reshape(-1, q).clone()
+    if n_starts == 1:  # refits start at a solution: its residuals already give the robust scale
+        theta, _, converged = _lm_stage(p, yy, ww, scale, ridge, theta, _robust_cut(p, yy, ww, scale, theta, options),
+                                        int(options["iterations"]))
+        return theta, converged
+    # Stage 1: a few steps from every start tell the basins apart; only the best start goes on.
+    theta, loss, _ = _lm_stage(p, yy, ww, scale, ridge, theta, _robust_cut(p, yy, ww, scale, theta, options),
+                               START_ITERATIONS)
+    best = loss.reshape(n_starts, batch).argmin(0)
+    pick = best * batch + torch.arange(batch)
+    theta, yy, ww, scale, ridge = theta[pick], yy[pick], ww[pick], scale[pick], ridge[pick]
+    cut = _robust_cut(p, yy, ww, scale, theta, options)
+    theta, _, converged = _lm_stage(p, yy, ww, scale, ridge, theta, cut, int(options["iterations"]))
+    return theta, converged
 
-    def objective(th: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        resid = (_model(p, th) - yy) / scale[:, None]
-        mad = (resid.abs() * ww).sum(1) / ww.sum(1)
-        cut = options["huber"] * mad.clamp_min(1e-6)[:, None] * 1.4826
-        robust = torch.where(resid.abs() <= cut, torch.ones_like(resid), cut / resid.abs().clamp_min(1e-300))
-        u = th[:, 2:]
-        penalty = ridge * ((u - u.mean(1, keepdim=True)) ** 2).sum(1)
-        return resid, (ww * robust * resid**2).sum(1) + penalty
 
+def _robust_cut(p, yy, ww, scale, theta, options) -> torch.Tensor:
+    """(B,) Huber threshold: ``huber`` x 1.4826 x the weighted median absolute deviation of the scaled residuals."""
+    with torch.no_grad():
+        resid = (_model(p, theta) - yy) / scale[:, None]
+        centre = _weighted_median(resid, ww)
+        mad = _weighted_median((resid - centre[:, None]).abs(), ww)
+    return options["huber"] * MAD_TO_SIGMA * mad.clamp_min(1e-6)
+
+
+def _huber_loss(p, yy, ww, scale, ridge, cut, theta) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled residuals (B, n) and the Huber loss plus ridge (B,) at ``theta``."""
+    resid = (_model(p, theta) - yy) / scale[:, None]
+    a = resid.abs()
+    c = cut[:, None]
+    rho = torch.where(a <= c, resid**2, 2 * c * a - c**2)
+    u = theta[:, 2:]
+    return resid, (ww * rho).sum(1) + ridge * ((u - u.mean(1, keepdim=True)) ** 2).sum(1)
+
+
+def _lm_stage(p, yy, ww, scale, ridge, theta, cut, iterations: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """LM on a fixed Huber loss until each problem converges; only unconverged problems are stepped."""
+    q = theta.shape[1]
     shares = p - p.mean(dim=1, keepdim=True)  # d(t.p)/du_j, since t = u - mean(u)
     outer = (shares[:, :, None] * shares[:, None, :]).reshape(len(p), -1)
     centred = torch.eye(q - 2, dtype=p.dtype) - 1.0 / (q - 2)
-    resid, loss = objective(theta)
-    for _ in range(int(options["iterations"])):
-        th = theta
-        with torch.no_grad():
-            cut = options["huber"] * ((resid.abs() * ww).sum(1) / ww.sum(1)).clamp_min(1e-6)[:, None] * 1.4826
-            robust = torch.where(resid.abs() <= cut, torch.ones_like(resid), cut / resid.abs().clamp_min(1e-300))
-            weight = ww * robust
+    eye = torch.eye(q, dtype=p.dtype)
+    theta = theta.clone()
+    with torch.no_grad():
+        resid, loss = _huber_loss(p, yy, ww, scale, ridge, cut, theta)
+        damping = torch.full((len(theta),), 1e-3, dtype=p.dtype)
+        converged = torch.zeros(len(theta), dtype=torch.bool)
+        for _ in range(iterations):
+            act = torch.nonzero(~converged)[:, 0]
+            if len(act) == 0:
+                break
+            th, r, wa, sc, c = theta[act], resid[act], ww[act], scale[act], cut[act]
+            robust = torch.where(r.abs() <= c[:, None], torch.ones_like(r), c[:, None] / r.abs().clamp_min(1e-300))
             u = th[:, 2:]
-            e = torch.exp(th[:, 1:2] + (u - u.mean(dim=1, keepdim=True)) @ p.T)  # (B, n)
-            jtj, grad = _normal_equations(e, weight, resid, shares, outer)
-            jtj = jtj / (scale**2)[:, None, None]  # the Jacobian of the scaled residuals
-            grad = grad / scale[:, None]
-            jtj[:, 2:, 2:] += ridge[:, None, None] * centred
-            grad[:, 2:] += ridge[:, None] * (u - u.mean(1, keepdim=True))
+            e = torch.exp(th[:, 1:2] + (u - u.mean(dim=1, keepdim=True)) @ p.T)  # (A, n)
+            jtj, grad = _normal_equations(e, wa * robust, r, shares, outer)
+            jtj = jtj / (sc**2)[:, None, None]  # the Jacobian of the scaled residuals
+            grad = grad / sc[:, None]
+            jtj[:, 2:, 2:] += ridge[act, None, None] * centred
+            grad[:, 2:] += ridge[act, None] * (u - u.mean(1, keepdim=True))
             diag = jtj.diagonal(dim1=1, dim2=2).clamp_min(1e-12)
-            step = torch.linalg.solve(jtj + damping[:, None, None] * torch.diag_embed(diag) + 1e-10 * torch.eye(q, dtype=p.dtype),
+            step = torch.linalg.solve(jtj + damping[act, None, None] * torch.diag_embed(diag) + 1e-10 * eye,
                                       grad[..., None])[..., 0]
-            candidate = theta - step
+            candidate = th - step
             candidate[:, 2:] = candidate[:, 2:].clamp(-T_BOUND, T_BOUND)
             candidate[:, 1] = candidate[:, 1].clamp(-50, 50)
-            new_resid, new_loss = objective(candidate)
-            better = torch.isfinite(new_loss) & (new_loss <= loss)
-            theta = torch.where(better[:, None], candidate, theta)
-            resid = torch.where(better[:, None], new_resid, resid)
-            loss = torch.where(better, new_loss, loss)
-            damping = torch.where(better, damping * 0.3, damping * 10).clamp(1e-9, 1e9)
-    with torch.no_grad():
-        _, loss = objective(theta)
+            new_resid, new_loss = _huber_loss(p, yy[act], wa, sc, ridge[act], c, candidate)
+            old = loss[act]
+            better = torch.isfinite(new_loss) & (new_loss <= old)
+            moved = (candidate - th).abs().max(1).values
+            done = better & (((old - new_loss) <= FTOL * old.abs().clamp_min(1e-300))
+                             | (moved <= XTOL * (1 + th.abs().max(1).values)))
+            theta[act] = torch.where(better[:, None], candidate, th)
+            resid[act] = torch.where(better[:, None], new_resid, r)
+            loss[act] = torch.where(better, new_loss, old)
+            damping[act] = torch.where(better, damping[act] * 0.3, damping[act] * 10).clamp(1e-9, 1e12)
+            # a damping this large means no step lowers the loss any more: a (local) minimum
+            converged[act] = done | (damping[act] >= 1e12)
         loss = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, float("inf")))
-        best = loss.reshape(n_starts, batch).argmin(0)
-        theta = theta.reshape(n_starts, batch, q)[best, torch.arange(batch)]
-    return theta, loss.reshape(n_starts, batch).min(0).values
+    return theta, loss, converged

@@ -38,6 +38,8 @@ from engine.laws.base import LawBase, as_mixtures, check_batch_input, one_torch_
 DTYPE = torch.float64
 NOISE_FLOOR = 1e-3  # in standard deviations of the target
 EXCLUDED_NOISE = 1e6  # a run outside a resample: its weight in the posterior is ~1e-12
+SHARED_FROM_TARGETS = 1000
+LS_PRIOR_SD = 1.5  # log-normal prior on each length-scale, centred at log(sqrt(d))
 
 
 class GPLaw(LawBase):
@@ -47,16 +49,19 @@ class GPLaw(LawBase):
     # 40 Adam steps on 192 runs: on the RegMix runs as good in 5-fold CV as 60 steps on 256
     # (Pile-CC Spearman 0.9901 vs 0.9902, mean 0.9875 vs 0.9876) at half the time.
     def __init__(self, eps: float = 0.01, iterations: int = 40, learning_rate: float = 0.1,
-                 max_hyper_runs: int = 192, seed: int = 0) -> None:
+                 max_hyper_runs: int = 192, seed: int = 0, shared_kernel: str = "auto") -> None:
         self.eps = eps
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.max_hyper_runs = max_hyper_runs
         self.seed = seed
+        # "auto": one set of hyperparameters for all targets from SHARED_FROM_TARGETS targets on;
+        # "always" / "never" force it.
+        self.shared_kernel = shared_kernel
 
     def _options(self) -> dict[str, Any]:
         return {"eps": self.eps, "iterations": self.iterations, "learning_rate": self.learning_rate,
-                "max_hyper_runs": self.max_hyper_runs, "seed": self.seed}
+                "max_hyper_runs": self.max_hyper_runs, "seed": self.seed, "shared_kernel": self.shared_kernel}
 
     def fit(self, mixtures, y, *, tokens=None, model_params=None) -> "GPLaw":
         y = np.asarray(y, dtype=float)
@@ -73,7 +78,13 @@ class GPLaw(LawBase):
         options = {**cls()._options(), **(options or {})}
         mixtures, targets, weights, observed = check_batch_input(cls.name, mixtures, targets, weights)
         n_rep, n_tgt = len(weights), targets.shape[1]
-        shared = hyper is not None and len(hyper) == 1  # refits on all runs with one set of hyperparameters
+        reuse_kernel = hyper is not None and len(hyper) == 1  # refits on all runs with one set of hyperparameters
+        if hyper is not None:
+            shared = bool(hyper[0][0].shared_kernel_)
+        else:
+            wanted = {"always": True, "never": False}.get(options["shared_kernel"], n_tgt >= SHARED_FROM_TARGETS)
+            # one kernel needs one noise per run: every target measured on the same runs
+            shared = wanted and n_tgt > 1 and bool((observed == observed[:, :1]).all())
 
         def fit_row(r: int, kernel: torch.Tensor | None) -> tuple[list[GPLaw], torch.Tensor]:
             rows = np.flatnonzero(weights[r] > 0) if hyper is None else np.arange(len(mixtures))
@@ -87,18 +98,19 @@ class GPLaw(LawBase):
             y_std_t = np.where(obs, (np.where(obs, y_raw, 0.0) - y_mean) / y_std, 0.0).T  # (t, n)
             counts = np.where(obs.T, w[None, :], 0.0)  # (t, n)
             if hyper is None:
-                hyp = _optimise(feats, design, y_std_t, counts, options)
+                hyp = _optimise(feats, design, y_std_t, counts, options, shared)
             else:
-                source = hyper[r] if len(hyper) > 1 else hyper[0]
+                source = (hyper[r] if len(hyper) > 1 else hyper[0])[: 1 if shared else n_tgt]
                 hyp = {key: np.stack([law.hyper_[key] for law in source]) for key in ("log_ls", "log_sf", "log_sb", "log_sn")}
-            alpha, kernel = _posterior_weights(feats, design, y_std_t, counts, hyp, kernel)
+            alpha, kernel = _posterior_weights(feats, design, y_std_t, counts, hyp, kernel, shared)
             row = []
             for i in range(n_tgt):
                 law = cls(**options)
                 law.basis_ = basis
                 law.train_features_ = feats
                 law.train_design_ = design
-                law.hyper_ = {key: np.asarray(value[i], dtype=float) for key, value in hyp.items()}
+                law.hyper_ = {key: np.asarray(value[0 if shared else i], dtype=float) for key, value in hyp.items()}
+                law.shared_kernel_ = shared
                 law.alpha_ = alpha[i]
                 law.y_mean_, law.y_std_ = float(y_mean[i]), float(y_std[i])
                 if not (np.isfinite(law.alpha_).all() and all(np.isfinite(v).all() for v in law.hyper_.values())):
@@ -111,7 +123,7 @@ class GPLaw(LawBase):
         with one_torch_thread():
             done: list[list[GPLaw]] = []
             kernel = None
-            if shared:  # the first refit computes the noise-free kernel that the others reuse
+            if reuse_kernel:  # the first refit computes the noise-free kernel that the others reuse
                 row, kernel = fit_row(0, None)
                 done.append(row)
             workers = max(1, min(n_rep - len(done), os.cpu_count() or 1))
@@ -127,11 +139,13 @@ class GPLaw(LawBase):
     # -- prediction ----------------------------------------------------------------------------
 
     def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:
+        self.check_fitted()
         p = torch.as_tensor(as_mixtures(mixtures, self.basis_.k), dtype=DTYPE)
         with torch.no_grad():
             return self.predict_torch(p).numpy()
 
     def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        self.check_fitted()
         return self._cross_kernel(mixtures) @ torch.as_tensor(self.alpha_, dtype=mixtures.dtype) * self.y_std_ + self.y_mean_
 
     def _cross_kernel(self, mixtures: torch.Tensor) -> torch.Tensor:
@@ -149,11 +163,12 @@ class GPLaw(LawBase):
         return {**self._options(), "basis": self.basis_.params,
                 "train_features": self.train_features_.tolist(), "train_design": self.train_design_.tolist(),
                 "hyper": {k: np.atleast_1d(v).tolist() for k, v in self.hyper_.items()},
-                "alpha": self.alpha_.tolist(), "y_mean": self.y_mean_, "y_std": self.y_std_}
+                "alpha": self.alpha_.tolist(), "y_mean": self.y_mean_, "y_std": self.y_std_,
+                "shared_kernel_fit": self.shared_kernel_}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "GPLaw":
-        law = cls(**{k: params[k] for k in cls()._options()})
+        law = cls(**{k: params[k] for k in cls()._options() if k in params})
         law.basis_ = _Basis.from_params(params["basis"])
         law.train_features_ = np.asarray(params["train_features"], dtype=float)
         law.train_design_ = np.asarray(params["train_design"], dtype=float)
@@ -161,6 +176,7 @@ class GPLaw(LawBase):
                       for k, v in params["hyper"].items()}
         law.alpha_ = np.asarray(params["alpha"], dtype=float)
         law.y_mean_, law.y_std_ = float(params["y_mean"]), float(params["y_std"])
+        law.shared_kernel_ = bool(params.get("shared_kernel_fit", False))
         return law
 
     @classmethod
@@ -247,46 +263,29 @@ def _noise(hyp: dict[str, torch.Tensor], counts: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 0, sn2 / counts.clamp_min(1e-12), torch.full_like(counts, EXCLUDED_NOISE))
 
 
-def _optimise(feats, design, y, counts, options) -> dict[str, np.ndarray]:
-    """Type-II maximum likelihood of the hyperparameters of every target at once (Adam)."""
+def _optimise(feats, design, y, counts, options, shared: bool = False) -> dict[str, np.ndarray]:
+    """Type-II maximum likelihood of the hyperparameters of every target at once (Adam).
+
+    ``shared``: one set of hyperparameters for all targets (their summed likelihood), so each step
+    is one Cholesky factor with every target a right-hand side instead of one factor a target.
+    Returns arrays with a leading axis of 1 (shared) or t.
+    """
     n, d = feats.shape
-    t = y.shape[0]
     rng = np.random.default_rng(options["seed"])
     subset = np.sort(rng.permutation(n)[: int(options["max_hyper_runs"])])
     f = torch.as_tensor(feats[subset], dtype=DTYPE)
     h = torch.as_tensor(design[subset], dtype=DTYPE)
-    yy = torch.as_tensor(y[:, subset], dtype=DTYPE)
-    cc = torch.as_tensor(counts[:, subset], dtype=DTYPE)
+    yy, cc = _groups(torch.as_tensor(y[:, subset], dtype=DTYPE), torch.as_tensor(counts[:, subset], dtype=DTYPE), shared)
+    g = yy.shape[0]  # hyperparameter sets
     prior_centre = float(np.log(np.sqrt(d)))
-    hyp = {"log_ls": torch.full((t, d), prior_centre, dtype=DTYPE), "log_sf": torch.zeros(t, dtype=DTYPE),
-           "log_sb": torch.zeros(t, dtype=DTYPE), "log_sn": torch.full((t,), float(np.log(0.1)), dtype=DTYPE)}
+    hyp = {"log_ls": torch.full((g, d), prior_centre, dtype=DTYPE), "log_sf": torch.zeros(g, dtype=DTYPE),
+           "log_sb": torch.zeros(g, dtype=DTYPE), "log_sn": torch.full((g,), float(np.log(0.1)), dtype=DTYPE)}
     optimiser = torch.optim.Adam(list(hyp.values()), lr=float(options["learning_rate"]))
-    eye = torch.eye(len(subset), dtype=DTYPE)
-    f2 = f**2
     gram_h = (h @ h.T)[None] / h.shape[1]
     for _ in range(int(options["iterations"])):
-        with torch.no_grad():
-            rbf, linear = _kernel_parts(f, h, gram_h, hyp)
-            noise = _noise(hyp, cc)
-            kernel = rbf + linear + 1.0 + torch.diag_embed(noise)
-            chol, info = torch.linalg.cholesky_ex(kernel)
-            if bool((info != 0).any()):
-                chol, _ = torch.linalg.cholesky_ex(kernel + 1e-6 * eye)
-            alpha = torch.cholesky_solve(yy[:, :, None], chol)
-            grad_k = 0.5 * (torch.cholesky_inverse(chol) - alpha @ alpha.transpose(1, 2))
-            # Gradients of the negative log marginal likelihood, dNLL/dtheta = sum(dNLL/dK * dK/dtheta)
-            # (R&W Eq. 5.9), written out per hyperparameter instead of autograd through the kernel.
-            weighted = grad_k * rbf  # (t, n, n), symmetric
-            ls2 = (2 * hyp["log_ls"]).exp()
-            # sum_ab W_ab (f_aj - f_bj)^2 = 2 (rowsum(W) . f_j^2 - f_j^T W f_j)
-            spread = 2 * (weighted.sum(2) @ f2 - ((weighted @ f) * f[None]).sum(1))  # (t, d)
-            sn = hyp["log_sn"].exp()
-            dnoise = torch.where(cc > 0, 2 * (sn + NOISE_FLOOR)[:, None] * sn[:, None] / cc.clamp_min(1e-12),
-                                 torch.zeros_like(cc))
-            hyp["log_ls"].grad = spread / ls2 + (hyp["log_ls"] - prior_centre) / 1.5**2
-            hyp["log_sf"].grad = 2 * weighted.sum((1, 2))
-            hyp["log_sb"].grad = 2 * (grad_k * linear).sum((1, 2))
-            hyp["log_sn"].grad = (grad_k.diagonal(dim1=1, dim2=2) * dnoise).sum(1)
+        grads = _nll_gradients(f, h, gram_h, yy, cc, hyp, prior_centre)
+        for key, value in grads.items():
+            hyp[key].grad = value
         optimiser.step()
         with torch.no_grad():
             hyp["log_ls"].clamp_(-3.0, 6.0)
@@ -294,6 +293,36 @@ def _optimise(feats, design, y, counts, options) -> dict[str, np.ndarray]:
             hyp["log_sf"].clamp_(-6.0, 3.0)
             hyp["log_sb"].clamp_(-6.0, 3.0)
     return {k: v.numpy() for k, v in hyp.items()}
+
+
+def _nll_gradients(f: torch.Tensor, h: torch.Tensor, gram_h: torch.Tensor, yy: torch.Tensor, cc: torch.Tensor,
+                   hyp: dict[str, torch.Tensor], prior_centre: float) -> dict[str, torch.Tensor]:
+    """Gradients of the negative log marginal likelihood plus the length-scale prior, by hand.
+
+    yy (g, s, m): m standardised targets per hyperparameter set; cc (g, s): run counts.
+    dNLL/dtheta = sum(dNLL/dK * dK/dtheta) (R&W Eq. 5.9), written out per hyperparameter instead of
+    autograd through the kernel (checked against autograd in the tests).
+    """
+    with torch.no_grad():
+        rbf, linear = _kernel_parts(f, h, gram_h, hyp)
+        kernel = rbf + linear + 1.0 + torch.diag_embed(_noise(hyp, cc))
+        chol, info = torch.linalg.cholesky_ex(kernel)
+        if bool((info != 0).any()):
+            chol, _ = torch.linalg.cholesky_ex(kernel + 1e-6 * torch.eye(len(f), dtype=f.dtype))
+        alpha = torch.cholesky_solve(yy, chol)  # (g, s, m)
+        # The m targets of a set share K: their likelihoods add, dNLL/dK = (m K^-1 - A A^T) / 2.
+        grad_k = 0.5 * (yy.shape[2] * torch.cholesky_inverse(chol) - alpha @ alpha.transpose(1, 2))
+        weighted = grad_k * rbf  # (g, s, s), symmetric
+        ls2 = (2 * hyp["log_ls"]).exp()
+        # sum_ab W_ab (f_aj - f_bj)^2 = 2 (rowsum(W) . f_j^2 - f_j^T W f_j)
+        spread = 2 * (weighted.sum(2) @ f**2 - ((weighted @ f) * f[None]).sum(1))  # (g, d)
+        sn = hyp["log_sn"].exp()
+        dnoise = torch.where(cc > 0, 2 * (sn + NOISE_FLOOR)[:, None] * sn[:, None] / cc.clamp_min(1e-12),
+                             torch.zeros_like(cc))
+        return {"log_ls": spread / ls2 + (hyp["log_ls"] - prior_centre) / LS_PRIOR_SD**2,
+                "log_sf": 2 * weighted.sum((1, 2)),
+                "log_sb": 2 * (grad_k * linear).sum((1, 2)),
+                "log_sn": (grad_k.diagonal(dim1=1, dim2=2) * dnoise).sum(1)}
 
 
 def _kernel_parts(f: torch.Tensor, h: torch.Tensor, gram_h: torch.Tensor,
@@ -307,18 +336,27 @@ def _kernel_parts(f: torch.Tensor, h: torch.Tensor, gram_h: torch.Tensor,
     return rbf, (2 * hyp["log_sb"]).exp()[:, None, None] * gram_h
 
 
-def _posterior_weights(feats, design, y, counts, hyp, kernel: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor]:
+def _groups(y: torch.Tensor, counts: torch.Tensor, shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets (t, n) as right-hand sides (g, n, m) of g kernels and their counts (g, n):
+    one kernel for all targets when ``shared`` (their counts are equal then), else one a target."""
+    if shared:
+        return y.T[None], counts[:1]
+    return y[:, :, None], counts
+
+
+def _posterior_weights(feats, design, y, counts, hyp, kernel: torch.Tensor | None = None,
+                       shared: bool = False) -> tuple[np.ndarray, torch.Tensor]:
     """(t, n) K^-1 y for every target, and the noise-free kernel (reusable for refits on the same runs).
 
     Runs left out of every target's resample (count 0) get weight 0 and are dropped from the
     solve: their EXCLUDED_NOISE would make their weight ~1e-12 anyway, and a bootstrap resample
-    leaves out ~37% of the runs, so the Cholesky factor is ~4x cheaper.
+    leaves out ~37% of the runs, so the Cholesky factor is ~4x cheaper. ``shared``: ``hyp`` holds
+    one set for all targets, and one factor solves them all.
     """
     f = torch.as_tensor(feats, dtype=DTYPE)
     h = torch.as_tensor(design, dtype=DTYPE)
     hyp_t = {k: torch.as_tensor(v, dtype=DTYPE) for k, v in hyp.items()}
-    counts_t = torch.as_tensor(counts, dtype=DTYPE)
-    y_t = torch.as_tensor(y, dtype=DTYPE)
+    y_t, counts_t = _groups(torch.as_tensor(y, dtype=DTYPE), torch.as_tensor(counts, dtype=DTYPE), shared)
     with torch.no_grad():
         if kernel is None:
             kernel = _kernel(f, f, h, h, hyp_t)
@@ -331,5 +369,6 @@ def _posterior_weights(feats, design, y, counts, hyp, kernel: torch.Tensor | Non
             if bool((info != 0).any()):
                 raise FitError("gp: the kernel matrix is not positive definite even with jitter.")
         alpha = torch.zeros(y_t.shape, dtype=DTYPE)
-        alpha[:, used] = torch.cholesky_solve(y_t[:, used, None], chol)[..., 0]
+        alpha[:, used] = torch.cholesky_solve(y_t[:, used], chol)
+        alpha = alpha[0].T if shared else alpha[..., 0]
     return alpha.numpy(), kernel

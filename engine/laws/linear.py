@@ -70,10 +70,12 @@ class LinearLaw(LawBase):
         return out
 
     def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:
+        self.check_fitted()
         p = as_mixtures(mixtures, len(self.coef_))
         return self.intercept_ + p @ self.coef_
 
     def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        self.check_fitted()
         return self.intercept_ + mixtures @ torch.as_tensor(self.coef_, dtype=mixtures.dtype)
 
     @property

@@ -71,8 +71,14 @@ class FittedObjective:
     """:class:`engine.laws.base.ObjectiveModel`: per-target laws, combined, with bootstrap replicas."""
 
     def __init__(self, law: str, smooth: bool, spec: ObjectiveSpec, domains: list[str], laws: list[Any],
-                 replicas: list[ReplicaPredictor]) -> None:
+                 replicas: list[ReplicaPredictor], *, has_refits: bool = True, interval_scale: float = 1.0) -> None:
         self.law = law
+        # False: the replicas are the one model shifted by held-out residuals (conformal), not refits,
+        # so they bound a prediction but say nothing about where the optimum could be.
+        self.has_refits = has_refits
+        # Replicas' deviations from the point prediction are multiplied by this (calibrated on held-out
+        # runs so that their 5-95 % band holds 90 % of new runs; see engine.laws.bootstrap).
+        self.interval_scale = interval_scale
         self.smooth = smooth
         self.objective = spec.key
         self.targets = list(spec.targets)
@@ -90,7 +96,11 @@ class FittedObjective:
 
     def predict_targets_replicas(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
         p = as_mixtures(mixtures, len(self.domains))
-        return np.stack([rep.predict(p) for rep in self.replicas], axis=2)
+        reps = np.stack([rep.predict(p) for rep in self.replicas], axis=2)
+        if self.interval_scale == 1.0:
+            return reps
+        point = self.predict_targets(p)[None]
+        return point + self.interval_scale * (reps - point)
 
     def grad(self, mixtures: np.ndarray) -> np.ndarray:
         """(m, k) gradient of the objective with respect to the shares (smooth laws only; torch autograd)."""

@@ -10,7 +10,7 @@ gets a tree with one split.
 
 Not smooth (piecewise constant: no gradient, no extrapolation), and 1,300 refits
 would be too slow, so this law's intervals come from its held-out CV residuals
-(``bootstrap_refits = False``; see :mod:`engine.laws.bootstrap`).
+(``has_refits = False``; see :mod:`engine.laws.bootstrap`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ REGMIX_ROUNDS = 1000
 class LightGBMLaw(LawBase):
     name: ClassVar[str] = "lightgbm"
     smooth: ClassVar[bool] = False
-    bootstrap_refits: ClassVar[bool] = False
+    has_refits: ClassVar[bool] = False
 
     def __init__(self, rounds: int = REGMIX_ROUNDS, learning_rate: float = 1e-2, threads: int = 1) -> None:
         self.rounds = rounds
@@ -88,6 +88,7 @@ class LightGBMLaw(LawBase):
         return [fitted[r * n_tgt:(r + 1) * n_tgt] for r in range(len(weights))]
 
     def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:
+        self.check_fitted()
         return np.asarray(self.booster_.predict(as_mixtures(mixtures, self.k_)), dtype=float)
 
     @property

@@ -81,3 +81,43 @@ def fit_power_model(
     return PowerMixtureModel(
         domains, ["loss"], np.ones(1), point[:1], point[None, 1:], eps, power,
         replica_offsets=boots[:, :1], replica_scales=boots[:, None, 1:])
+
+
+@dataclass(frozen=True)
+class SyntheticSwarm:
+    """A swarm of proxy runs drawn from a known :class:`PowerMixtureModel` (the shape of a real swarm).
+
+    mixtures: (n, k) shares; values: (n, t) measured targets (truth + noise); truth: the law they came from.
+    """
+
+    mixtures: np.ndarray
+    values: np.ndarray
+    domains: list[str]
+    targets: list[str]
+    truth: PowerMixtureModel
+
+
+def synthetic_swarm(runs: int, domains: int, targets: int, *, seed: int = 0, noise: float = 0.01) -> SyntheticSwarm:
+    """RegMix-style swarm: each run mixes a random subset of the domains (Dirichlet shares), and each
+    target is a loss that falls with every domain's share, most with a few related domains.
+
+    Target t's utilities ``A_tj`` are a common part (every domain helps a little) plus a large part
+    on 1-3 domains, so targets are correlated but differ -- as validation losses on one corpus do.
+    ``noise`` is the standard deviation of the measurement noise, in the units of the loss.
+    """
+    rng = np.random.default_rng(seed)
+    names = [f"d{j:02d}" for j in range(domains)]
+    target_names = [f"t{i:03d}" for i in range(targets)]
+    shares = np.zeros((runs, domains))
+    for r in range(runs):
+        used = rng.choice(domains, size=int(rng.integers(1, max(2, domains // 2) + 1)), replace=False)
+        shares[r, used] = rng.dirichlet(np.full(len(used), 0.7))
+    common = rng.uniform(0.02, 0.08, domains)
+    scale = np.tile(common, (targets, 1)) * rng.uniform(0.5, 1.5, (targets, domains))
+    for i in range(targets):
+        related = rng.choice(domains, size=int(rng.integers(1, 4)), replace=False)
+        scale[i, related] += rng.uniform(0.2, 0.6, len(related))
+    truth = PowerMixtureModel(names, target_names, np.full(targets, 1.0 / targets),
+                              rng.uniform(1.5, 3.0, targets), scale)
+    values = truth.predict_targets(shares) + rng.normal(0.0, noise, (runs, targets))
+    return SyntheticSwarm(shares, values, names, target_names, truth)

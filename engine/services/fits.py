@@ -22,7 +22,17 @@ from sqlalchemy import select
 
 from engine.errors import FitError, InputError
 from engine.ingest.mixtures import read_mixtures
-from engine.laws.bootstrap import OffsetReplicas, bootstrap_counts, interval, residual_offsets
+from engine.laws.bootstrap import (
+    OffsetReplicas,
+    bootstrap_counts,
+    conformal_scale,
+    cross_fitted_coverage,
+    interval,
+    out_of_bag_halfwidth,
+    raw_coverage,
+    residual_offsets,
+    scores,
+)
 from engine.laws.cv import cross_validated_predictions, fold_ids, metrics
 from engine.laws.objective import FittedObjective, ObjectiveSpec, parse_objective
 from engine.laws.registry import DEFAULT_LAWS, mixture_law
@@ -33,7 +43,7 @@ from engine.store.queries import find_project
 
 log = logging.getLogger(__name__)
 
-FIT_VERSION = 2  # bump when a law's fitting changes, so stored fits are not reused across versions
+FIT_VERSION = 3  # bump when a law's fitting changes, so stored fits are not reused across versions
 SPEARMAN_TIE = 0.002  # laws this close in Spearman count as tied; the lower MAE wins
 
 
@@ -50,6 +60,9 @@ class LawRow:
     seconds: float
     reused: bool
     error: str | None = None
+    # share of held-out runs inside their calibrated 90 % interval (cross-fitted; NaN: not measured)
+    coverage: float = float("nan")
+    not_converged: tuple[str, ...] = ()  # targets whose fit stopped before converging
 
 
 @dataclass(frozen=True)
@@ -102,12 +115,14 @@ def _law_options(law_cls, seed: int) -> dict[str, Any]:
 def _row_from_fit(fit: LawFit, reused: bool) -> LawRow:
     m = fit.cv_metrics
     return LawRow(fit.law, bool(fit.params.get("smooth")), m["spearman"], m["pearson"], m["mae"], m["rmse"],
-                  m["top1_rank"], m["top1_gap"], fit.seconds, reused)
+                  m["top1_rank"], m["top1_gap"], fit.seconds, reused,
+                  coverage=float(m.get("coverage90", float("nan"))), not_converged=tuple(m.get("not_converged", ())))
 
 
 def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, bootstrap: int = 100,
             seed: int = 0) -> dict[str, Any]:
-    """Fit one law on every target of ``spec``: CV, full fit, replicas. Returns the columns of a LawFit row."""
+    """Fit one law on every target of ``spec``: CV, full fit, replicas calibrated on held-out runs.
+    Returns the columns of a LawFit row."""
     law_cls = mixture_law(law)
     options = _law_options(law_cls, seed)
     columns = [dataset.target_index(t) for t in spec.targets]
@@ -117,19 +132,33 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
     ids = fold_ids(len(mixtures), folds, seed)
     held_out, _ = cross_validated_predictions(law_cls, options, mixtures, targets, ids)
     full = law_cls.fit_batch(mixtures, targets, np.ones((1, len(mixtures))), options=options)[0]
-    if law_cls.bootstrap_refits and bootstrap > 0:
+    actual = targets @ spec.weights
+    predicted = held_out @ spec.weights
+    if law_cls.has_refits and bootstrap > 0:
         counts = bootstrap_counts(len(mixtures), bootstrap, seed)
         refits = law_cls.fit_refits(mixtures, targets, counts, full, options=options)
         packed = [law_cls.pack_replicas([row[i] for row in refits]) for i in range(len(columns))]
+        # The refits' objective at every run; a run's spread counts only the refits that left it out.
+        at_runs = sum(w * law_cls.unpack_replicas(p).predict(mixtures) for w, p in zip(spec.weights, packed))
+        half = out_of_bag_halfwidth(at_runs, counts)
+        run_scores = scores(actual - predicted, -half, half)
         replicas = {"kind": "refits", "per_target": packed}
     else:
-        offsets = [residual_offsets(targets[:, i], held_out[:, i], max(bootstrap, 1)).tolist() for i in range(len(columns))]
-        replicas = {"kind": "cv_residuals", "offsets": offsets}
+        offsets = np.array([residual_offsets(targets[:, i], held_out[:, i], max(bootstrap, 1)) for i in range(len(columns))])
+        lo, hi = interval(offsets.T @ spec.weights)
+        run_scores = scores(actual - predicted, np.full(len(actual), lo), np.full(len(actual), hi))
+        replicas = {"kind": "cv_residuals", "offsets": offsets.tolist()}
+    scale = conformal_scale(run_scores)
+    replicas["interval_scale"] = scale
     seconds = time.perf_counter() - started
-    actual = targets @ spec.weights
-    predicted = held_out @ spec.weights
     figures = metrics(actual, predicted).as_dict()
+    figures["coverage90"] = cross_fitted_coverage(run_scores, ids)
+    figures["coverage90_raw"] = raw_coverage(run_scores)
+    figures["interval_scale"] = scale
     figures["per_target"] = {t: metrics(targets[:, i], held_out[:, i]).as_dict() for i, t in enumerate(spec.targets)}
+    unconverged = [t for t, m in zip(spec.targets, full) if not getattr(m, "converged_", True)]
+    if unconverged:
+        figures["not_converged"] = unconverged
     return {
         "params": {"law": law, "smooth": law_cls.smooth, "targets": spec.targets, "weights": spec.weights.tolist(),
                    "domains": dataset.domains, "per_target": [m.params for m in full]},
@@ -233,7 +262,8 @@ def model_from_fit(fit: LawFit | dict[str, Any]) -> FittedObjective:
         replicas = [OffsetReplicas(law, np.asarray(off)) for law, off in zip(laws, boot.get("offsets", [[0.0]] * len(laws)))]
     spec = ObjectiveSpec(fit.objective if isinstance(fit, LawFit) else fit.get("objective", ""), params["targets"],
                          np.asarray(params["weights"], dtype=float))
-    return FittedObjective(params["law"], bool(params["smooth"]), spec, params["domains"], laws, replicas)
+    return FittedObjective(params["law"], bool(params["smooth"]), spec, params["domains"], laws, replicas,
+                           has_refits=boot.get("kind") == "refits", interval_scale=float(boot.get("interval_scale", 1.0)))
 
 
 def load_objective_model(project: str, *, objective: str | dict[str, float] = "mean", law: str | None = None,
