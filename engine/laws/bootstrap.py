@@ -13,7 +13,8 @@ Calibration (split-conformal scaling, normalised by the spread; Lei et al.
 noise of a run, so it under-covers (on RegMix runs, ~55 % for "90 %"). For
 each run i, take its CV residual ``r_i`` (the fold model never saw it) and the
 spread of the refits that left it out (out-of-bag: no refit that saw run i
-counts), giving a score ``|r_i| / half-width_i``. The interval scale ``c`` is
+counts), giving a score: ``r_i`` over that band's side (5th or 95th
+percentile minus the median) in the direction of ``r_i``. The interval scale ``c`` is
 the conformal ``ceil((n + 1) 0.9) / n`` quantile of the scores; every
 replica's deviation from the point prediction is multiplied by ``c``. The
 coverage reported is cross-fitted: runs of fold f are judged with the ``c``
@@ -23,13 +24,14 @@ of the other folds' scores, so no run calibrates its own interval.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 INTERVAL = (5.0, 95.0)  # percentiles of the replicas: a 90% interval
 LEVEL = 0.90
-Z90 = 1.6448536269514722  # half-width of a central 90 % normal interval, in standard deviations
+MIN_OUT_OF_BAG = 5  # a run's band needs at least this many refits that left it out
 MIN_CALIBRATION_RUNS = 10  # fewer scores than this: no calibration (scale 1), coverage unknown
 
 
@@ -64,14 +66,17 @@ def interval(replicas: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarra
     return lo, hi
 
 
-def out_of_bag_halfwidth(replicas: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """(n,) normal 90 % half-width (Z90 x std) of the replicas (B, n) at each run, over the refits
-    whose resample left that run out; NaN where fewer than 3 did."""
+def out_of_bag_bounds(replicas: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) lower and upper sides of the 90 % band of the replicas (B, n) at each run, over the refits
+    whose resample left that run out: their 5th and 95th percentiles minus their median (the same
+    percentile band the interval shows); NaN where fewer than MIN_OUT_OF_BAG refits left it out."""
     out = np.asarray(counts) == 0
-    k = out.sum(0)
-    mean = (replicas * out).sum(0) / np.maximum(k, 1)
-    var = (((replicas - mean) ** 2) * out).sum(0) / np.maximum(k - 1, 1)
-    return np.where(k >= 3, Z90 * np.sqrt(var), np.nan)
+    masked = np.where(out, replicas, np.nan)
+    enough = out.sum(0) >= MIN_OUT_OF_BAG
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # runs no refit left out: all-NaN columns
+        lo, mid, hi = np.nanpercentile(masked, (INTERVAL[0], 50.0, INTERVAL[1]), axis=0)
+    return np.where(enough, lo - mid, np.nan), np.where(enough, hi - mid, np.nan)
 
 
 def scores(residuals: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -88,8 +93,8 @@ def conformal_scale(values: np.ndarray, level: float = LEVEL) -> float:
     s = s[np.isfinite(s)]
     if len(s) < MIN_CALIBRATION_RUNS:
         return 1.0
-    q = min(1.0, math.ceil((len(s) + 1) * level) / len(s))
-    return float(np.quantile(s, q, method="higher"))
+    rank = min(len(s), math.ceil((len(s) + 1) * level))  # the rank-th smallest score
+    return float(np.partition(s, rank - 1)[rank - 1])
 
 
 def cross_fitted_coverage(values: np.ndarray, ids: np.ndarray, level: float = LEVEL) -> float:

@@ -141,20 +141,30 @@ class GPLaw(LawBase):
     def predict(self, mixtures, *, tokens=None, model_params=None) -> np.ndarray:
         self.check_fitted()
         p = torch.as_tensor(as_mixtures(mixtures, self.basis_.k), dtype=DTYPE)
-        with torch.no_grad():
+        with torch.no_grad(), one_torch_thread():
             return self.predict_torch(p).numpy()
 
     def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
         self.check_fitted()
-        return self._cross_kernel(mixtures) @ torch.as_tensor(self.alpha_, dtype=mixtures.dtype) * self.y_std_ + self.y_mean_
+        rbf, design = self._cross_parts(mixtures)
+        return self._weigh(rbf, design, torch.as_tensor(self.alpha_, dtype=mixtures.dtype)[:, None])[:, 0] * self.y_std_ + self.y_mean_
 
-    def _cross_kernel(self, mixtures: torch.Tensor) -> torch.Tensor:
+    def _cross_parts(self, mixtures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The RBF term of the cross-kernel (m, n) to the training runs, and the design rows (m, 2k)."""
         feats = self.basis_.features_torch(mixtures)
-        design = self.basis_.design_torch(mixtures)
-        hyp = {k: torch.as_tensor(v, dtype=mixtures.dtype)[None] for k, v in self.hyper_.items()}
-        train_f = torch.as_tensor(self.train_features_, dtype=mixtures.dtype)
-        train_h = torch.as_tensor(self.train_design_, dtype=mixtures.dtype)
-        return _kernel(feats, train_f, design, train_h, hyp)[0]
+        ls = torch.as_tensor(np.exp(self.hyper_["log_ls"]), dtype=mixtures.dtype)
+        a = feats / ls
+        b = torch.as_tensor(self.train_features_, dtype=mixtures.dtype) / ls
+        d2 = (a**2).sum(-1)[:, None] + (b**2).sum(-1)[None, :] - 2 * a @ b.T
+        rbf = float(np.exp(2 * self.hyper_["log_sf"])) * torch.exp(-0.5 * d2.clamp_min(0))
+        return rbf, self.basis_.design_torch(mixtures)
+
+    def _weigh(self, rbf: torch.Tensor, design: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+        """cross-kernel @ alphas (n, r) without forming the linear-mean term of the kernel: its
+        (m, n) block is design @ train_design^T, so it is applied as design @ (train_design^T @ alphas)."""
+        train_h = torch.as_tensor(self.train_design_, dtype=rbf.dtype)
+        linear = float(np.exp(2 * self.hyper_["log_sb"])) / train_h.shape[1]
+        return rbf @ alphas + linear * (design @ (train_h.T @ alphas)) + alphas.sum(0)[None, :]
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -202,10 +212,29 @@ class GPReplicas:
         self.base, self.alphas, self.y_scale = base, alphas, y_scale
 
     def predict(self, mixtures: np.ndarray) -> np.ndarray:
+        return self._replicas(self._parts(mixtures))
+
+    def predict_with_point(self, mixtures: np.ndarray, law: GPLaw) -> tuple[np.ndarray, np.ndarray]:
+        """(m,) prediction of ``law`` (the fit on all runs) and (B, m) of the refits, from one cross-kernel
+        when the refits kept ``law``'s hyperparameters and runs (they do: see :meth:`GPLaw.fit_refits`)."""
+        parts = self._parts(mixtures)
+        same = (law.train_features_.shape == self.base.train_features_.shape
+                and all(np.array_equal(law.hyper_[k], self.base.hyper_[k]) for k in law.hyper_))
+        if not same:
+            return law.predict(mixtures), self._replicas(parts)
+        with torch.no_grad(), one_torch_thread():
+            point = self.base._weigh(*parts, torch.as_tensor(law.alpha_, dtype=DTYPE)[:, None])[:, 0].numpy()
+        return point * law.y_std_ + law.y_mean_, self._replicas(parts)
+
+    def _parts(self, mixtures: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         p = torch.as_tensor(as_mixtures(mixtures, self.base.basis_.k), dtype=DTYPE)
-        with torch.no_grad():
-            cross = self.base._cross_kernel(p).numpy()  # (m, n)
-        return (self.alphas @ cross.T) * self.y_scale[:, 1:2] + self.y_scale[:, :1]
+        with torch.no_grad(), one_torch_thread():
+            return self.base._cross_parts(p)
+
+    def _replicas(self, parts: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
+        with torch.no_grad(), one_torch_thread():
+            weighed = self.base._weigh(*parts, torch.as_tensor(self.alphas.T, dtype=DTYPE)).numpy()  # (m, B)
+        return weighed.T * self.y_scale[:, 1:2] + self.y_scale[:, :1]
 
 
 class _Basis:

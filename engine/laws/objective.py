@@ -96,11 +96,17 @@ class FittedObjective:
 
     def predict_targets_replicas(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
         p = as_mixtures(mixtures, len(self.domains))
-        reps = np.stack([rep.predict(p) for rep in self.replicas], axis=2)
-        if self.interval_scale == 1.0:
-            return reps
-        point = self.predict_targets(p)[None]
-        return point + self.interval_scale * (reps - point)
+        columns = []
+        for law, rep in zip(self.laws, self.replicas):
+            if self.interval_scale == 1.0:
+                columns.append(rep.predict(p))
+                continue
+            if hasattr(rep, "predict_with_point"):  # one pass for the point and the refits (GP: one cross-kernel)
+                point, reps = rep.predict_with_point(p, law)
+            else:
+                point, reps = law.predict(p), rep.predict(p)
+            columns.append(point[None] + self.interval_scale * (reps - point[None]))
+        return np.stack(columns, axis=2)
 
     def grad(self, mixtures: np.ndarray) -> np.ndarray:
         """(m, k) gradient of the objective with respect to the shares (smooth laws only; torch autograd)."""

@@ -28,7 +28,7 @@ from engine.laws.bootstrap import (
     conformal_scale,
     cross_fitted_coverage,
     interval,
-    out_of_bag_halfwidth,
+    out_of_bag_bounds,
     raw_coverage,
     residual_offsets,
     scores,
@@ -140,8 +140,7 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
         packed = [law_cls.pack_replicas([row[i] for row in refits]) for i in range(len(columns))]
         # The refits' objective at every run; a run's spread counts only the refits that left it out.
         at_runs = sum(w * law_cls.unpack_replicas(p).predict(mixtures) for w, p in zip(spec.weights, packed))
-        half = out_of_bag_halfwidth(at_runs, counts)
-        run_scores = scores(actual - predicted, -half, half)
+        run_scores = scores(actual - predicted, *out_of_bag_bounds(at_runs, counts))
         replicas = {"kind": "refits", "per_target": packed}
     else:
         offsets = np.array([residual_offsets(targets[:, i], held_out[:, i], max(bootstrap, 1)) for i in range(len(columns))])
