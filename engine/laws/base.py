@@ -175,6 +175,12 @@ class LawBase:
         return out
 
     @classmethod
+    def choose_options(cls, mixtures: np.ndarray, targets: np.ndarray, ids: np.ndarray,
+                       options: dict[str, Any]) -> dict[str, Any]:
+        """Options resolved by cross-validation on the folds ``ids`` before the fit (default: as given)."""
+        return options
+
+    @classmethod
     def fit_refits(cls, mixtures: np.ndarray, targets: np.ndarray, counts: np.ndarray, full: list[Any], *,
                    options: dict[str, Any] | None = None) -> list[list[Any]]:
         """Bootstrap refits ``[b][i]``; ``full`` (the fit on all runs, one law a target) may seed them."""

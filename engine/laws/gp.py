@@ -38,7 +38,10 @@ from engine.laws.base import LawBase, as_mixtures, check_batch_input, one_torch_
 DTYPE = torch.float64
 NOISE_FLOOR = 1e-3  # in standard deviations of the target
 EXCLUDED_NOISE = 1e6  # a run outside a resample: its weight in the posterior is ~1e-12
-SHARED_FROM_TARGETS = 1000
+SHARED_FROM_TARGETS = 16  # up to this many targets, each gets its own kernel without asking
+PILOT_TARGETS = 8
+SHARED_SPEARMAN_LOSS = 0.002  # the tie margin of law selection
+SHARED_MAE_RATIO = 1.02
 LS_PRIOR_SD = 1.5  # log-normal prior on each length-scale, centred at log(sqrt(d))
 
 
@@ -55,8 +58,8 @@ class GPLaw(LawBase):
         self.learning_rate = learning_rate
         self.max_hyper_runs = max_hyper_runs
         self.seed = seed
-        # "auto": one set of hyperparameters for all targets from SHARED_FROM_TARGETS targets on;
-        # "always" / "never" force it.
+        # "auto": one set of hyperparameters for all targets where CV says it costs nothing
+        # (:meth:`choose_options`; fit_batch alone treats it as "never"); "always" / "never" force it.
         self.shared_kernel = shared_kernel
 
     def _options(self) -> dict[str, Any]:
@@ -82,7 +85,7 @@ class GPLaw(LawBase):
         if hyper is not None:
             shared = bool(hyper[0][0].shared_kernel_)
         else:
-            wanted = {"always": True, "never": False}.get(options["shared_kernel"], n_tgt >= SHARED_FROM_TARGETS)
+            wanted = options["shared_kernel"] == "always"
             # one kernel needs one noise per run: every target measured on the same runs
             shared = wanted and n_tgt > 1 and bool((observed == observed[:, :1]).all())
 
@@ -130,6 +133,33 @@ class GPLaw(LawBase):
             with ThreadPoolExecutor(workers) as pool:
                 done += pool.map(lambda r: fit_row(r, kernel)[0], range(len(done), n_rep))
         return done
+
+    @classmethod
+    def choose_options(cls, mixtures, targets, ids, options):
+        """``shared_kernel="auto"``: share one kernel across targets only where CV says it costs nothing.
+
+        With more than SHARED_FROM_TARGETS targets, the shared fit's held-out predictions are compared,
+        on up to PILOT_TARGETS targets (seeded draw), with per-target fits on the same folds: shared is
+        kept if its mean Spearman is within SHARED_SPEARMAN_LOSS and its mean MAE within
+        SHARED_MAE_RATIO. On the 512 RegMix runs sharing costs 0.035 Spearman on the mean of 13 losses
+        (0.9875 -> 0.9518), so a few targets always get their own kernels.
+        """
+        from engine.laws.cv import cross_validated_predictions, metrics
+
+        options = {**cls()._options(), **options}
+        if options["shared_kernel"] != "auto":
+            return options
+        n_tgt = targets.shape[1]
+        if n_tgt <= SHARED_FROM_TARGETS:
+            return {**options, "shared_kernel": "never"}
+        pilot = np.sort(np.random.default_rng(options["seed"]).permutation(n_tgt)[:PILOT_TARGETS])
+        shared, _ = cross_validated_predictions(cls, {**options, "shared_kernel": "always"}, mixtures, targets, ids)
+        alone, _ = cross_validated_predictions(cls, {**options, "shared_kernel": "never"}, mixtures, targets[:, pilot], ids)
+        a = [metrics(targets[:, i], shared[:, i]) for i in pilot]
+        b = [metrics(targets[:, i], alone[:, j]) for j, i in enumerate(pilot)]
+        close = (np.mean([m.spearman for m in a]) >= np.mean([m.spearman for m in b]) - SHARED_SPEARMAN_LOSS
+                 and np.mean([m.mae for m in a]) <= SHARED_MAE_RATIO * np.mean([m.mae for m in b]))
+        return {**options, "shared_kernel": "always" if close else "never"}
 
     @classmethod
     def fit_refits(cls, mixtures, targets, counts, full, *, options=None):

@@ -130,6 +130,7 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
     mixtures = dataset.mixtures
     started = time.perf_counter()
     ids = fold_ids(len(mixtures), folds, seed)
+    options = law_cls.choose_options(mixtures, targets, ids, options)
     held_out, _ = cross_validated_predictions(law_cls, options, mixtures, targets, ids)
     full = law_cls.fit_batch(mixtures, targets, np.ones((1, len(mixtures))), options=options)[0]
     actual = targets @ spec.weights

@@ -151,3 +151,24 @@ def test_gp_posterior_mean_matches_scikit_learn_at_fixed_hyperparameters():
     x_probe = np.hstack([law.basis_.features(probe) * tiny, law.basis_.design(probe)])
     expected = reference.predict(x_probe) * law.y_std_ + law.y_mean_
     np.testing.assert_allclose(law.predict(probe), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_gp_shares_one_kernel_across_many_targets_only_where_cv_says_it_costs_nothing():
+    from engine.laws.cv import fold_ids
+    from engine.plan.synthetic import synthetic_swarm
+
+    law_cls = MIXTURE_LAWS["gp"]
+    swarm = synthetic_swarm(80, 5, gp_module.SHARED_FROM_TARGETS + 4, seed=1)
+    ids = fold_ids(80, 5, 0)
+    options = {"iterations": 15, "seed": 0}
+    # targets of one family on a smooth swarm: the shared kernel predicts as well -> shared
+    assert law_cls.choose_options(swarm.mixtures, swarm.values, ids, options)["shared_kernel"] == "always"
+    # half the targets nearly noiseless, half as noisy as they vary: one noise level cannot fit both
+    # kinds, the pilot sees the shared kernel lose -> one kernel a target
+    clean = synthetic_swarm(80, 5, gp_module.SHARED_FROM_TARGETS + 4, seed=1, noise=0.0005).values
+    clean[:, ::2] += np.random.default_rng(0).normal(size=clean[:, ::2].shape) * clean[:, ::2].std(0)
+    assert law_cls.choose_options(swarm.mixtures, clean, ids, options)["shared_kernel"] == "never"
+    few = swarm.values[:, : gp_module.SHARED_FROM_TARGETS]
+    assert law_cls.choose_options(swarm.mixtures, few, ids, options)["shared_kernel"] == "never"
+    assert law_cls.choose_options(swarm.mixtures, swarm.values, ids, {**options, "shared_kernel": "never"})[
+        "shared_kernel"] == "never"
