@@ -1,54 +1,107 @@
-"""Benchmark: mixing laws on the 512 RegMix runs (5-fold CV, 13 targets, 100 bootstrap refits).
+"""Benchmark: mixing laws on the 512 RegMix runs (5-fold CV, 13 targets, 100 bootstrap refits),
+the landed reference (commit 1aa244a) and this checkout side by side in one run.
 
     python bench/fit_regmix.py [--regmix DIR] [--bootstrap 100] [--laws linear,exponential,gp,lightgbm]
+                               [--ref-commit 1aa244a] [--no-ref]
 
-Prints, for the Pile-CC target and for the mean of the 13 targets (per-target fits
-combined), each law's held-out Spearman, MAE and top-1 regret, the default law
-mixplan picks, and the wall time of each law's whole fit (all 13 targets, CV and
-refits). Reference in the same run: LightGBM with RegMix's own settings
-(sail-sg/regmix regression_fitting/regression.ipynb), fitted by a plain loop
-independent of engine.laws.
+Each code path runs in its own subprocess (``PYTHONPATH`` pointing at it; the reference is a
+detached ``git worktree`` at /tmp/mixplan-ref that this script creates) and reports, per law:
+the wall time of the whole fit of the mean objective (13 per-target laws: CV, full fit, refits),
+held-out Spearman / MAE / top-1 regret on Pile-CC and on the mean of the 13 losses, and the
+cross-fitted coverage of the 90 % interval (new code only). Then, for the default law (GP):
+the coverage of its 90 % interval on unseen runs (fit on a random 2/3 of the runs, seed 0,
+counted on the other 1/3) and the time to predict 10,000 random mixtures with intervals.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import lightgbm
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from engine.laws.cv import fold_ids, metrics  # noqa: E402
-from engine.laws.objective import parse_objective  # noqa: E402
-from engine.laws.trees import REGMIX_PARAMS, REGMIX_ROUNDS  # noqa: E402
-from engine.services.fits import LawRow, choose_default, fit_law  # noqa: E402
-from engine.services.ingest import ingest_files  # noqa: E402
-from engine.store import session_scope  # noqa: E402
-from engine.store.dataset import load_dataset  # noqa: E402
-
+REF_DIR = Path("/tmp/mixplan-ref")
 TARGET = "pile_cc"
 
 
-def reference(mixtures: np.ndarray, targets: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, float]:
-    """Held-out predictions of RegMix's LightGBM (one model per target and fold) and the seconds it took."""
-    started = time.perf_counter()
-    out = np.full(targets.shape, np.nan)
-    for fold in range(ids.max() + 1):
-        train, test = ids != fold, ids == fold
-        for i in range(targets.shape[1]):
-            booster = lightgbm.train({**REGMIX_PARAMS, "num_threads": 1}, lightgbm.Dataset(mixtures[train], targets[train, i]),
-                                     num_boost_round=REGMIX_ROUNDS)
-            out[test, i] = booster.predict(mixtures[test])
-    return out, time.perf_counter() - started
+def worker(args: argparse.Namespace) -> None:
+    """Runs inside one code path (imports come from PYTHONPATH); prints one JSON document."""
+    import numpy as np
+
+    from engine.laws.bootstrap import interval
+    from engine.laws.objective import parse_objective
+    from engine.services.fits import fit_law, model_from_fit
+    from engine.services.ingest import ingest_files
+    from engine.store import session_scope
+    from engine.store.dataset import load_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.sqlite"
+        regmix = Path(args.regmix)
+        ingest_files("regmix", [regmix / "train_mixture_1m.csv", regmix / "train_pile_loss_1m.csv"], url=url)
+        with session_scope(url) as s:
+            dataset = load_dataset(s, "regmix")
+    spec = parse_objective("mean", dataset.targets, dataset.directions)
+    out: dict = {"laws": {}}
+    for law in args.laws.split(","):
+        started, cpu = time.perf_counter(), time.process_time()
+        doc = fit_law(dataset, spec, law, folds=args.folds, bootstrap=args.bootstrap, seed=0)
+        m = doc["cv_metrics"]
+        out["laws"][law] = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+                            "mean": {k: v for k, v in m.items() if k != "per_target"}, TARGET: m["per_target"][TARGET]}
+    # the default law on unseen runs: fit on 2/3, count true values inside the 90 % interval on 1/3
+    order = np.random.default_rng(0).permutation(dataset.n_runs)
+    train, test = order[: 2 * len(order) // 3], order[2 * len(order) // 3:]
+    from dataclasses import replace
+
+    part = replace(dataset, run_names=[dataset.run_names[i] for i in train], mixtures=dataset.mixtures[train],
+                   final=dataset.final[train], tokens=dataset.tokens[train], model_params=dataset.model_params[train])
+    for objective in ("mean", TARGET):
+        sub_spec = parse_objective(objective, dataset.targets, dataset.directions)
+        doc = fit_law(part, sub_spec, "gp", folds=args.folds, bootstrap=args.bootstrap, seed=0)
+        model = model_from_fit({**doc, "objective": sub_spec.key})
+        lo, hi = interval(model.predict_targets_replicas(dataset.mixtures[test]) @ model.weights)
+        cols = [dataset.targets.index(t) for t in sub_spec.targets]
+        actual = dataset.final[test][:, cols] @ sub_spec.weights
+        out[f"unseen_coverage_{objective}"] = float(((actual >= lo) & (actual <= hi)).mean())
+        out[f"unseen_n_{objective}"] = int(len(test))
+    model = model_from_fit({**fit_law(dataset, spec, "gp", folds=args.folds, bootstrap=args.bootstrap, seed=0),
+                            "objective": spec.key})
+    candidates = np.random.default_rng(1).dirichlet(np.full(len(dataset.domains), 0.3), 10_000)
+    started, cpu = time.perf_counter(), time.process_time()
+    point = model.predict(candidates)
+    lo, hi = interval(model.predict_targets_replicas(candidates) @ model.weights)
+    out["predict_10k"] = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+                          "finite": bool(np.isfinite(point).all() and np.isfinite(lo).all())}
+    print(json.dumps(out))
+
+
+def run_path(path: Path, args: argparse.Namespace) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--regmix", args.regmix, "--laws", args.laws,
+           "--bootstrap", str(args.bootstrap), "--folds", str(args.folds)]
+    done = subprocess.run(cmd, env=env, cwd=str(path), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the worker under {path} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def reference_checkout(commit: str) -> Path:
+    if not (REF_DIR / "engine").exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(REF_DIR), commit], check=True,
+                       capture_output=True)
+    head = subprocess.run(["git", "-C", str(REF_DIR), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    if not commit.startswith(head) and not head.startswith(commit):
+        subprocess.run(["git", "-C", str(REF_DIR), "checkout", "--detach", commit], check=True, capture_output=True)
+    return REF_DIR
 
 
 def main() -> None:
@@ -57,50 +110,45 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--laws", default="linear,exponential,gp,lightgbm")
+    parser.add_argument("--ref-commit", default="1aa244a")
+    parser.add_argument("--no-ref", action="store_true", help="skip the reference code path")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.sqlite"
-        regmix = Path(args.regmix)
-        ingest_files("regmix", [regmix / "train_mixture_1m.csv", regmix / "train_pile_loss_1m.csv"], url=url)
-        with session_scope(url) as s:
-            dataset = load_dataset(s, "regmix")
-
-    mean_spec = parse_objective("mean", dataset.targets, dataset.directions)
-    target_col = dataset.targets.index(TARGET)
-    ids = fold_ids(dataset.n_runs, args.folds, 0)
-    rows: dict[str, list[tuple[str, dict, float]]] = {TARGET: [], "mean": []}
-
-    ref_pred, ref_seconds = reference(dataset.mixtures, dataset.final, ids)
-    rows[TARGET].append(("regmix-lgbm (ref)", metrics(dataset.final[:, target_col], ref_pred[:, target_col]).as_dict(), ref_seconds))
-    rows["mean"].append(("regmix-lgbm (ref)", metrics(dataset.final @ mean_spec.weights, ref_pred @ mean_spec.weights).as_dict(), ref_seconds))
-
-    total = 0.0
-    for law in args.laws.split(","):
-        wall = time.perf_counter()
-        doc = fit_law(dataset, mean_spec, law, folds=args.folds, bootstrap=args.bootstrap, seed=0)
-        seconds = time.perf_counter() - wall
-        total += seconds
-        rows[TARGET].append((law, doc["cv_metrics"]["per_target"][TARGET], seconds))
-        rows["mean"].append((law, {k: v for k, v in doc["cv_metrics"].items() if k != "per_target"}, seconds))
-
+    if args.worker:
+        worker(args)
+        return
+    load_before = os.getloadavg()
+    paths = {"new": ROOT} if args.no_ref else {"ref": reference_checkout(args.ref_commit), "new": ROOT}
+    results = {name: run_path(path, args) for name, path in paths.items()}
     print(f"# fit_regmix  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
-          f"{platform.processor() or platform.machine()}  cpus={os.cpu_count()}  python {platform.python_version()}")
-    print(f"# {dataset.n_runs} runs, {len(dataset.domains)} domains, {len(dataset.targets)} targets; "
-          f"{args.folds}-fold CV (seed 0); {args.bootstrap} bootstrap refits per smooth law and target; "
-          "lightgbm intervals from CV residuals")
-    for objective, entries in rows.items():
-        print(f"\n## objective: {objective}")
-        print(f"{'law':<20} {'spearman':>9} {'pearson':>8} {'mae':>8} {'rmse':>8} {'top1 rank':>9} {'top1 gap':>9} {'fit s':>8}")
-        law_rows = []
-        for law, m, seconds in entries:
-            print(f"{law:<20} {m['spearman']:>9.4f} {m['pearson']:>8.4f} {m['mae']:>8.4f} {m['rmse']:>8.4f} "
-                  f"{m['top1_rank']:>9d} {m['top1_gap']:>9.4f} {seconds:>8.1f}")
-            if not law.endswith("(ref)"):
-                law_rows.append(LawRow(law, law != "lightgbm", m["spearman"], m["pearson"], m["mae"], m["rmse"],
-                                       m["top1_rank"], m["top1_gap"], seconds, False))
-        print(f"default law (best Spearman, MAE breaks ties within 0.002): {choose_default(law_rows)}")
-    print(f"\nwall time of all laws on all {len(dataset.targets)} targets (CV + full fit + refits): {total:.1f} s")
+          f"{platform.machine()}  cpus={os.cpu_count()}  python {platform.python_version()}  "
+          f"load before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} (1-min)")
+    print(f"# 512 runs, 17 domains, 13 targets; {args.folds}-fold CV (seed 0); {args.bootstrap} bootstrap refits; "
+          f"ref = commit {args.ref_commit}, new = this checkout; each in its own process")
+    for objective in ("mean", TARGET):
+        print(f"\n## objective: {objective} (law fitted for the mean objective; {TARGET}: its per-target law)")
+        print(f"{'law':<12} {'code':<4} {'spearman':>9} {'mae':>8} {'top1 rank':>9} {'top1 gap':>9} {'cover90':>8} "
+              f"{'fit s':>7} {'cpu s':>7}")
+        for law in args.laws.split(","):
+            for name, res in results.items():
+                row = res["laws"][law]
+                m = row[objective]
+                cover = row["mean"].get("coverage90") if objective == "mean" else None
+                print(f"{law:<12} {name:<4} {m['spearman']:>9.4f} {m['mae']:>8.4f} {m['top1_rank']:>9d} "
+                      f"{m['top1_gap']:>9.4f} {'-' if cover is None else f'{cover:.3f}':>8} {row['seconds']:>7.1f} "
+                      f"{row['cpu']:>7.1f}")
+    print("\n## all laws, whole fit of the mean objective (CV + full fit + refits + calibration)")
+    for name, res in results.items():
+        total = sum(r["seconds"] for r in res["laws"].values())
+        print(f"{name:<4} {total:7.1f} s wall  {sum(r['cpu'] for r in res['laws'].values()):7.1f} s cpu")
+    print("\n## default law (gp): 90 % interval on unseen runs (fit on a random 2/3, counted on the other 1/3)")
+    for name, res in results.items():
+        print(f"{name:<4} mean of 13: {res['unseen_coverage_mean']:.3f}   {TARGET}: {res['unseen_coverage_' + TARGET]:.3f}"
+              f"   ({res['unseen_n_mean']} unseen runs)")
+    print("\n## predict 10,000 random mixtures with 90 % intervals (default law gp, 13 targets, 100 refits)")
+    for name, res in results.items():
+        p = res["predict_10k"]
+        print(f"{name:<4} {p['seconds']:6.2f} s wall  {p['cpu']:6.2f} s cpu  finite: {p['finite']}")
 
 
 if __name__ == "__main__":
