@@ -172,3 +172,26 @@ def test_gp_shares_one_kernel_across_many_targets_only_where_cv_says_it_costs_no
     assert law_cls.choose_options(swarm.mixtures, few, ids, options)["shared_kernel"] == "never"
     assert law_cls.choose_options(swarm.mixtures, swarm.values, ids, {**options, "shared_kernel": "never"})[
         "shared_kernel"] == "never"
+
+
+def test_fit_row_names_the_targets_the_exponential_law_did_not_converge_on(monkeypatch):
+    from engine.cli.fit import _report_table
+    from engine.laws.exponential import ExponentialLaw
+    from engine.laws.objective import parse_objective
+    from engine.services.fits import FitReport, LawRow, fit_law
+    from engine.store.dataset import Dataset
+
+    p, y = _data()
+    names = ["web", "code"]
+    dataset = Dataset("c", [f"r{i}" for i in range(len(p))], [f"d{j}" for j in range(K)], names, ["lower"] * 2, p, y,
+                      np.full(len(p), 1e9), np.full(len(p), np.nan), np.full(K, np.nan))
+    spec = parse_objective("mean", names, dataset.directions)
+    assert "not_converged" not in fit_law(dataset, spec, "exponential", bootstrap=4)["cv_metrics"]
+    monkeypatch.setattr(ExponentialLaw.__init__, "__defaults__", (1e-4, 1.5, 1))  # one LM step: cannot converge
+    figures = fit_law(dataset, spec, "exponential", bootstrap=4)["cv_metrics"]
+    assert figures["not_converged"] == names
+    row = LawRow("exponential", True, figures["spearman"], figures["pearson"], figures["mae"], figures["rmse"],
+                 figures["top1_rank"], figures["top1_gap"], 1.0, False, coverage=figures["coverage90"],
+                 not_converged=tuple(figures["not_converged"]))
+    table = _report_table(FitReport("c", "mean", "h" * 12, len(p), [row], "exponential"))
+    assert "did not converge on: web, code" in table
