@@ -187,12 +187,22 @@ class LawBase:
         return cls.fit_batch(mixtures, targets, counts, options=options)
 
     @classmethod
+    def pack_targets(cls, laws: list[Any]) -> Any:
+        """JSON-able form of the fits of every target on all runs (laws may store shared parts once)."""
+        return [law.params for law in laws]
+
+    @classmethod
+    def unpack_targets(cls, packed: Any) -> list[Any]:
+        return [cls.from_params(p) for p in packed]
+
+    @classmethod
     def pack_replicas(cls, laws: list[Any]) -> dict[str, Any]:
         """JSON-able form of B bootstrap refits of one target."""
         return {"params": [law.params for law in laws]}
 
     @classmethod
-    def unpack_replicas(cls, packed: dict[str, Any]) -> ReplicaPredictor:
+    def unpack_replicas(cls, packed: dict[str, Any], full: Any = None) -> ReplicaPredictor:
+        """The refits of one target; ``full`` is that target's fit on all runs (laws may build on it)."""
         return ParamReplicas([cls.from_params(p) for p in packed["params"]])
 
 

@@ -220,19 +220,45 @@ class GPLaw(LawBase):
         return law
 
     @classmethod
+    def pack_targets(cls, laws: list["GPLaw"]) -> Any:
+        """The targets of one fit share their runs and basis: store those once (a swarm of 110 targets
+        would otherwise repeat the (n, 3k) training inputs 110 times)."""
+        first = laws[0]
+        if not all(law.basis_ is first.basis_ and law.train_features_ is first.train_features_ for law in laws):
+            return super().pack_targets(laws)
+        inputs = ("basis", "train_features", "train_design")
+        return {"inputs": {k: v for k, v in first.params.items() if k in inputs},
+                "targets": [{k: v for k, v in law.params.items() if k not in inputs} for law in laws]}
+
+    @classmethod
+    def unpack_targets(cls, packed: Any) -> list["GPLaw"]:
+        if isinstance(packed, list):
+            return super().unpack_targets(packed)
+        first = cls.from_params({**packed["inputs"], **packed["targets"][0]})
+        laws = [first]
+        for params in packed["targets"][1:]:
+            law = cls.from_params({**params, "basis": packed["inputs"]["basis"], "train_features": [],
+                                   "train_design": []})
+            law.basis_, law.train_features_, law.train_design_ = first.basis_, first.train_features_, first.train_design_
+            laws.append(law)
+        return laws
+
+    @classmethod
     def pack_replicas(cls, laws: list["GPLaw"]) -> dict[str, Any]:
-        """Refits share inputs and hyperparameters: store those once and each refit's weights (float32)."""
-        shared = laws[0].params
-        shared.pop("alpha")
+        """Refits keep the runs and hyperparameters of the fit on all runs (stored with it): store
+        each refit's weights only (float32) and its target scaling."""
         alphas = np.stack([law.alpha_ for law in laws]).astype(np.float32)
-        return {"shared": shared, "y": [[law.y_mean_, law.y_std_] for law in laws],
+        return {"y": [[law.y_mean_, law.y_std_] for law in laws],
                 "alphas_f32": base64.b64encode(alphas.tobytes()).decode("ascii"), "shape": list(alphas.shape)}
 
     @classmethod
-    def unpack_replicas(cls, packed: dict[str, Any]) -> "GPReplicas":
+    def unpack_replicas(cls, packed: dict[str, Any], full: "GPLaw | None" = None) -> "GPReplicas":
         alphas = np.frombuffer(base64.b64decode(packed["alphas_f32"]), dtype=np.float32).reshape(packed["shape"])
-        base = cls.from_params({**packed["shared"], "alpha": alphas[0].astype(float).tolist()})
-        return GPReplicas(base, alphas.astype(float), np.asarray(packed["y"], dtype=float))
+        if "shared" in packed:  # stored before the refits' inputs were shared with the full fit
+            full = cls.from_params({**packed["shared"], "alpha": alphas[0].astype(float).tolist()})
+        if full is None:
+            raise FitError("gp: the bootstrap refits need the fit on all runs they were drawn around.")
+        return GPReplicas(full, alphas.astype(float), np.asarray(packed["y"], dtype=float))
 
 
 class GPReplicas:

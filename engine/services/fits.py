@@ -140,7 +140,7 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
         refits = law_cls.fit_refits(mixtures, targets, counts, full, options=options)
         packed = [law_cls.pack_replicas([row[i] for row in refits]) for i in range(len(columns))]
         # The refits' objective at every run; a run's spread counts only the refits that left it out.
-        at_runs = sum(w * law_cls.unpack_replicas(p).predict(mixtures) for w, p in zip(spec.weights, packed))
+        at_runs = sum(w * law_cls.unpack_replicas(p, law).predict(mixtures) for w, p, law in zip(spec.weights, packed, full))
         run_scores = scores(actual - predicted, *out_of_bag_bounds(at_runs, counts))
         replicas = {"kind": "refits", "per_target": packed}
     else:
@@ -161,7 +161,7 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
         figures["not_converged"] = unconverged
     return {
         "params": {"law": law, "smooth": law_cls.smooth, "targets": spec.targets, "weights": spec.weights.tolist(),
-                   "domains": dataset.domains, "per_target": [m.params for m in full]},
+                   "domains": dataset.domains, "per_target": law_cls.pack_targets(full)},
         "cv_metrics": figures,
         "cv_predictions": {"runs": dataset.run_names, "fold": ids.tolist(), "actual": _json(actual),
                            "predicted": _json(predicted), "per_target": {t: _json(held_out[:, i]) for i, t in enumerate(spec.targets)}},
@@ -255,9 +255,9 @@ def model_from_fit(fit: LawFit | dict[str, Any]) -> FittedObjective:
     params = fit.params if isinstance(fit, LawFit) else fit["params"]
     boot = fit.bootstrap if isinstance(fit, LawFit) else fit["bootstrap"]
     law_cls = mixture_law(params["law"])
-    laws = [law_cls.from_params(p) for p in params["per_target"]]
+    laws = law_cls.unpack_targets(params["per_target"])
     if boot.get("kind") == "refits":
-        replicas = [law_cls.unpack_replicas(packed) for packed in boot["per_target"]]
+        replicas = [law_cls.unpack_replicas(packed, law) for packed, law in zip(boot["per_target"], laws)]
     else:
         replicas = [OffsetReplicas(law, np.asarray(off)) for law, off in zip(laws, boot.get("offsets", [[0.0]] * len(laws)))]
     spec = ObjectiveSpec(fit.objective if isinstance(fit, LawFit) else fit.get("objective", ""), params["targets"],
