@@ -123,5 +123,6 @@ for law in shown:
 if effects:
     st.altair_chart(domain_effect_chart(pd.concat(effects), domain=domain, objective=report.objective),
                     width="stretch")
-    st.caption("Bands: 90% interval of the bootstrap refits (trees: of the held-out CV errors). "
+    st.caption("Bands: 90% interval of the bootstrap refits (trees: of the held-out CV errors), widened or "
+               "narrowed so that it held 90% of held-out runs. "
                "Other domains keep their proportions from the mean mixture of the runs.")
