@@ -30,6 +30,16 @@ def regmix_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mixplan_command() -> list[str]:
+    """The console script installed with the interpreter running the tests (``.venv/bin/mixplan``):
+    never one found on PATH, which a fresh machine does not have (or has from another checkout)."""
+    script = Path(sys.executable).parent / "mixplan"
+    if not script.exists():
+        pytest.fail(f"no console script at {script}; install the project into this venv (pip install -e .)")
+    return [str(script)]
+
+
+@pytest.fixture(scope="session")
 def pg_server():
     if os.environ.get("MIXPLAN_TEST_NO_PG"):
         pytest.skip("MIXPLAN_TEST_NO_PG is set")
