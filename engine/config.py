@@ -14,6 +14,18 @@ def default_home() -> Path:
     return Path(os.environ.get("MIXPLAN_HOME", Path.home() / ".mixplan")).expanduser()
 
 
+DEFAULT_MAX_UPLOAD_MB = 200
+
+
+def _positive_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) <= 0:
+        raise InputError(f"{name}={text!r} is not a positive whole number.", hint=f"e.g. {name}={default}.")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration.
@@ -22,17 +34,26 @@ class Settings:
         ``$MIXPLAN_HOME/mixplan.sqlite`` (created on first use).
     home: folder for the default database, prepared data and checkpoints.
     seed: default random seed for fits, designs and trainings.
+    max_upload_mb: largest log file an import reads (``MIXPLAN_MAX_UPLOAD_MB``); the dashboard's
+        ``server.maxUploadSize`` is set to the same figure.
     """
 
     database_url: str
     home: Path
     seed: int = 0
+    max_upload_mb: int = 200
+
+    @property
+    def default_database_url(self) -> str:
+        """The SQLite file under ``home``: the one database whose folder mixplan creates itself."""
+        return f"sqlite:///{self.home / 'mixplan.sqlite'}"
 
     @classmethod
     def from_env(cls) -> "Settings":
         home = default_home()
         url = os.environ.get("MIXPLAN_DATABASE_URL") or f"sqlite:///{home / 'mixplan.sqlite'}"
-        return cls(database_url=url, home=home, seed=_seed(os.environ.get("MIXPLAN_SEED", "0")))
+        return cls(database_url=url, home=home, seed=_seed(os.environ.get("MIXPLAN_SEED", "0")),
+                   max_upload_mb=_positive_int("MIXPLAN_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB))
 
 
 def _seed(text: str) -> int:

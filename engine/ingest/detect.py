@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from engine.config import Settings
 from engine.errors import InputError
 from engine.ingest.names import RUN_ID_COLUMNS, TOKENS_COLUMNS, find_column, metric_role, mixture_role
 from engine.ingest.table import SourceFile
 
 HEAD_BYTES = 65536
+MAX_LINE_BYTES = 8 << 20  # a CSV row of 10,000 columns is ~100 KB; a longer line is not a log file
 OLMIX_BOOKKEEPING = {"run", "name", "index"}
 METADATA_FIELDS = {"unique_tokens", "tags", "data_path", "license"}
 
@@ -33,7 +35,11 @@ def sha256_file(path: str | Path) -> str:
 def text_lines(source: SourceFile) -> Iterator[str]:
     """The file's lines as text; a byte that is not UTF-8 raises an InputError naming its line."""
     with open(source.path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        # readline with a limit: one absurd line must not be read into memory whole.
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise InputError(f"the line is longer than {MAX_LINE_BYTES >> 20} MiB.", file=source.display, row=number,
+                                 hint="a log file has one run or checkpoint per line; check that this is the right file.")
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
@@ -54,6 +60,7 @@ def check_readable(source: SourceFile) -> str:
         raise InputError("the file does not exist.", file=source.display, hint="check the path.")
     if path.is_dir():
         raise InputError("this is a folder, not a file.", file=source.display, hint="give the CSV/JSONL files inside it.")
+    check_size(path.stat().st_size, source.display)
     with open(path, "rb") as handle:
         head = handle.read(HEAD_BYTES)
     if not head.strip():
@@ -70,6 +77,14 @@ def check_readable(source: SourceFile) -> str:
         if not char.isspace():
             return char
     return ""
+
+
+def check_size(size_bytes: int, display: str) -> None:
+    """The same cap for the CLI and uploads (the dashboard's server.maxUploadSize is set to it too)."""
+    limit_mb = Settings.from_env().max_upload_mb
+    if size_bytes > limit_mb << 20:
+        raise InputError(f"the file is {size_bytes / (1 << 20):.0f} MiB, more than the {limit_mb} MiB limit.", file=display,
+                         hint="split it into smaller files, or raise the limit with MIXPLAN_MAX_UPLOAD_MB.")
 
 
 @dataclass

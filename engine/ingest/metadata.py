@@ -12,6 +12,7 @@ YAML::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -64,16 +65,41 @@ def read_metadata_csv(source: SourceFile, header: list[str]) -> list[DomainMetad
     return out
 
 
+MAX_YAML_BYTES = 1 << 20  # a metadata file lists domains: thousands of entries fit in far less
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (``*name``): a few hundred bytes of nested aliases
+    ("billion laughs") would otherwise expand to gigabytes. Metadata files never need them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"aliases (*{event.anchor}) are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def read_metadata_yaml(source: SourceFile) -> list[DomainMetadata]:
+    if Path(source.path).stat().st_size > MAX_YAML_BYTES:
+        raise InputError(f"the YAML file is larger than {MAX_YAML_BYTES >> 20} MiB; a domain metadata file is much smaller.",
+                         file=source.display, hint="check that this is the metadata file (one entry per domain).")
     text = "".join(text_lines(source))
     try:
         # Nodes keep their line numbers, so messages can point at the entry.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        doc = yaml.safe_load(text)
+        loader = _NoAliasLoader(text)
+        try:
+            root = loader.get_single_node()
+            doc = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}.", file=source.display,
-                         row=mark.line + 1 if mark else None, hint="check the indentation on this line.") from None
+                         row=mark.line + 1 if mark else None,
+                         hint="write each domain's fields out in full (no anchors or aliases) and check the indentation.") from None
+    except RecursionError:
+        raise InputError("the YAML is nested too deeply.", file=source.display,
+                         hint="a metadata file maps domains to {unique_tokens, tags, data_path}.") from None
     lines = _entry_lines(root)
     if isinstance(doc, dict) and "domains" in doc:
         doc = doc["domains"]

@@ -31,6 +31,8 @@ from engine.ingest.names import (
 )
 from engine.ingest.table import ColumnRoles, Notes, ParsedRun, SourceFile
 from engine.ingest.validate import (
+    MAX_METRIC,
+    MAX_SHARE,
     Where,
     check_name,
     check_run_name,
@@ -45,25 +47,52 @@ ROWS_PER_CHUNK = 5000
 
 
 def csv_rows(source: SourceFile) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) for every non-blank data row after the header."""
+    """(line number, cells) for every non-blank data row after the header.
+
+    A quoted cell may hold line breaks, but a quote left open swallows the rows after it into one cell:
+    a cell whose later lines look like rows (as many commas as the header has separators) is rejected
+    at the line where its row starts, where the quote opens. A header with no rows is an error.
+    """
     lines = text_lines(source)
     reader = csv.reader(lines)
+    start = line = 0
+    rows = width = 0
     try:
-        header_seen = False
-        line = 0
         for row in reader:
             start, line = line + 1, reader.line_num
+            if line > start and width and _swallows_rows(row, width):
+                raise _open_quote(source, start, line)
             if not any(cell.strip() for cell in row):
                 continue
-            if not header_seen:
-                header_seen = True
+            if not width:
+                width = len(row)
                 continue
+            rows += 1
             yield start, row
     except csv.Error as exc:
-        raise InputError(f"the file is not valid CSV: {exc}.", file=source.display, row=reader.line_num + 1,
+        if reader.line_num > line + 1:  # the reader ran on past the row's first line looking for a closing quote
+            raise _open_quote(source, line + 1, reader.line_num) from None
+        raise InputError(f"the file is not valid CSV: {exc}.", file=source.display, row=line + 1,
                          hint="check the quoting on this line.") from None
     finally:
         lines.close()
+    if not rows:
+        raise InputError("the file has a header line but no data rows.", file=source.display, row=2,
+                         hint="export the logs again with one row per run (or per checkpoint) under the header.")
+
+
+def _swallows_rows(row: list[str], width: int) -> bool:
+    for cell in row:
+        continued = cell.splitlines()[1:]
+        if any(part.count(",") >= width - 1 for part in continued):
+            return True
+    return False
+
+
+def _open_quote(source: SourceFile, start: int, end: int) -> InputError:
+    return InputError(f"a quote opened on this line is not closed where its cell ends: the rows up to line {end} "
+                      "would become part of one cell.", file=source.display, row=start,
+                      hint="close the quote on this line, or remove it.")
 
 
 def wrong_width(source: SourceFile, line: int, got: int, expected: int) -> InputError:
@@ -248,7 +277,7 @@ class TidyCsvReader:
     def _shares(self, line: int, row: list[str]) -> dict[str, float]:
         try:
             values = list(map(float, self._mixture_cells(row)))
-            if values and min(values) >= 0 and math.isfinite(sum(values)):
+            if values and math.isfinite(sum(values)) and min(values) >= 0 and max(values) <= MAX_SHARE:
                 return dict(zip(self._domain_names, values))
         except ValueError:
             pass
@@ -258,7 +287,7 @@ class TidyCsvReader:
     def _metrics(self, line: int, row: list[str], tokens_seen: int | None) -> list[tuple[str, int | None, float]]:
         try:
             values = list(map(float, self._metric_cells(row)))
-            if math.isfinite(sum(values)):
+            if math.isfinite(sum(values)) and (not values or max(map(abs, values)) <= MAX_METRIC):
                 return list(zip(self._target_names, repeat(tokens_seen), values))
         except ValueError:
             pass
@@ -279,6 +308,22 @@ class TidyCsvReader:
         if pos is None:
             return None
         return parse_optional_count(row[pos], Where(self.source.display, line, self.header[pos]), what)
+
+
+MAX_JSON_DEPTH = 16  # a run needs 3 levels (run > measurements > item); provenance a few more
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (so any depth the parser accepted is measured)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 JSONL_RUN_KEYS = {"mixture", "measurements", "model_params", "tokens", "seed", "seq_len", "tokenizer", "framework", "method"}
@@ -322,6 +367,9 @@ class JsonlReader:
         except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits, absurd nesting
             raise InputError(f"not readable JSON: {exc}.", file=display, row=line,
                              hint="write one JSON object per line with plain numbers and text.") from None
+        if json_depth(obj) > MAX_JSON_DEPTH:
+            raise InputError(f"the object is nested more than {MAX_JSON_DEPTH} levels deep.", file=display, row=line,
+                             hint="a run is an object with a mixture, a list of measurements and flat provenance fields.")
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object for one run, got {type(obj).__name__}.", file=display, row=line,
                              hint='write {"run_id": ..., "mixture": {...}, "measurements": [...]} per line.')

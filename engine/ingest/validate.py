@@ -11,6 +11,10 @@ from engine.errors import InputError
 
 # Shares may be off by this much (rounding in the logs); they are renormalised and the row is reported.
 SUM_TOLERANCE = 0.01
+# Sane ranges per role: beyond these a value is a unit mistake or garbage, and would overflow a fit.
+MAX_SHARE = 1 + SUM_TOLERANCE
+MAX_METRIC = 1e6  # losses are ~1-20 and perplexities rarely above 1e5
+COUNT_LIMITS = {"a token count": 1e15, "a parameter count": 1e14, "a sequence length": 1e7}
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,15 @@ def parse_optional_count(text: Any, where: Where, what: str = "a count") -> int 
     """A whole count >= 0 (``120000000``, ``1.2e8``, ``120M``) by the one count rule; empty means unknown."""
     if text is None or (isinstance(text, str) and not text.strip()):
         return None
-    return parse_whole_count(text, what=what, where=where, allow_zero=True)
+    try:
+        value = parse_whole_count(text, what=what, where=where, allow_zero=True)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        raise where.error(f"{str(text)[:40]!r}... is too large for {what}.", "check the units of this value.") from None
+    limit = COUNT_LIMITS.get(what)
+    if limit is not None and value >= limit:
+        raise where.error(f"{str(text)[:40]!r} is too large for {what} (the limit is {limit:.2g}).",
+                          "check the units of this value.")
+    return value
 
 
 def parse_share(text: str | float | int | None, where: Where) -> float:
@@ -40,13 +52,16 @@ def parse_share(text: str | float | int | None, where: Where) -> float:
         raise where.error(f"expected a proportion between 0 and 1, got {text!r}.", "write shares as numbers that sum to 1.")
     try:
         value = float(text)
-    except (TypeError, ValueError):
-        raise where.error(f"expected a proportion between 0 and 1, got {text!r}.",
+    except (TypeError, ValueError, OverflowError):
+        raise where.error(f"expected a proportion between 0 and 1, got {str(text)[:40]!r}.",
                           "write shares as numbers that sum to 1.") from None
     if not math.isfinite(value):
         raise where.error(f"the proportion is {text!r}, not a finite number.", "write shares as numbers that sum to 1.")
     if value < 0:
         raise where.error(f"the proportion {value:g} is negative.", "shares must be >= 0 and sum to 1.")
+    if value > MAX_SHARE:
+        raise where.error(f"the proportion {value:g} is larger than 1.",
+                          "write shares as fractions of 1 (not percentages or token counts).")
     return value
 
 
@@ -56,12 +71,15 @@ def parse_metric(text: str | float | int, where: Where) -> float:
         raise where.error(f"expected a number, got {text!r}.", "write the measured value as a number.")
     try:
         value = float(text)
-    except (TypeError, ValueError):
-        raise where.error(f"expected a number, got {text!r}.", "write the measured value as a number, "
+    except (TypeError, ValueError, OverflowError):
+        raise where.error(f"expected a number, got {str(text)[:40]!r}.", "write the measured value as a number, "
                           "or leave the cell empty where it was not measured.") from None
     if not math.isfinite(value):
         raise where.error(f"the value is {text!r}, not a finite number.",
                           "remove the measurement, or leave the cell empty where it was not measured.")
+    if abs(value) > MAX_METRIC:
+        raise where.error(f"the value {value:g} is outside the range of a loss or metric (|value| <= {MAX_METRIC:g}).",
+                          "check the column holds a loss or metric, not a count or a timestamp.")
     return value
 
 

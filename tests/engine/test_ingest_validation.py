@@ -53,11 +53,12 @@ def test_blank_lines_only(seeded, tmp_path):
     assert_where(rejected(seeded, [write(tmp_path / "blank.csv", "\n \n\n")]), "blank.csv", 1)
 
 
-def test_header_without_rows_imports_nothing_and_says_so(seeded, tmp_path):
+def test_header_without_rows_is_an_error(seeded, tmp_path):
     path = write(tmp_path / "header.csv", "run_id,mix:web,loss:web\n")
     before = table_counts(seeded)
-    report = ingest_files("p", [path], url=seeded)
-    assert report.already_imported and report.runs_added == 0
+    error = rejected(seeded, [path])
+    assert_where(error, "header.csv", 2)
+    assert "header line but no data rows" in error.message
     assert table_counts(seeded) == before
 
 
