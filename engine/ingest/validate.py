@@ -56,7 +56,7 @@ def parse_share(text: str | float | int | None, where: Where) -> float:
         raise where.error(f"expected a proportion between 0 and 1, got {str(text)[:40]!r}.",
                           "write shares as numbers that sum to 1.") from None
     if not math.isfinite(value):
-        raise where.error(f"the proportion is {text!r}, not a finite number.", "write shares as numbers that sum to 1.")
+        raise where.error(f"the proportion is {str(text)[:40]!r}, not a finite number.", "write shares as numbers that sum to 1.")
     if value < 0:
         raise where.error(f"the proportion {value:g} is negative.", "shares must be >= 0 and sum to 1.")
     if value > MAX_SHARE:
@@ -75,7 +75,7 @@ def parse_metric(text: str | float | int, where: Where) -> float:
         raise where.error(f"expected a number, got {str(text)[:40]!r}.", "write the measured value as a number, "
                           "or leave the cell empty where it was not measured.") from None
     if not math.isfinite(value):
-        raise where.error(f"the value is {text!r}, not a finite number.",
+        raise where.error(f"the value is {str(text)[:40]!r}, not a finite number.",
                           "remove the measurement, or leave the cell empty where it was not measured.")
     if abs(value) > MAX_METRIC:
         raise where.error(f"the value {value:g} is outside the range of a loss or metric (|value| <= {MAX_METRIC:g}).",
