@@ -1,4 +1,4 @@
-"""Entry file: page config and routes only (st.navigation)."""
+"""Entry file: page config, routes (st.navigation) and the app's one top-level error handler."""
 
 from __future__ import annotations
 
@@ -15,23 +15,47 @@ from app.ui.state import ensure_ready  # noqa: E402
 
 # A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google's servers.
 st.set_page_config(page_title="mixplan", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide")
-ensure_ready()
 
 PAGES = Path(__file__).parent / "pages"
-navigation = st.navigation(
-    {
-        "Data": [
-            st.Page(PAGES / "projects.py", title="Projects", icon=":material/folder:", default=True),
-            st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload:"),
-            st.Page(PAGES / "runs.py", title="Runs", icon=":material/table:"),
-        ],
-        "Model": [
-            st.Page(PAGES / "fit.py", title="Fit", icon=":material/insights:"),
-            st.Page(PAGES / "plan.py", title="Plan", icon=":material/tune:"),
-        ],
-        "Train": [
-            st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
-        ],
-    }
-)
-navigation.run()
+
+
+def show_unexpected(error: Exception, where: str) -> None:
+    """No traceback or server path in the browser: a store failure is explained, anything else is a bug
+    whose traceback goes to a log file under MIXPLAN_HOME/logs (client.showErrorDetails is "none" too)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from engine.crash import crash_message
+    from engine.errors import MixplanError
+    from engine.store.session import store_error
+
+    if isinstance(error, MixplanError):
+        st.error(str(error), icon=":material/error:")
+    elif isinstance(error, DBAPIError):
+        st.error(str(store_error(error)), icon=":material/error:")
+    else:
+        st.error(crash_message(error, where), icon=":material/error:")
+
+
+page = "the dashboard"
+try:  # st.stop() and st.rerun() raise BaseExceptions, which pass through
+    ensure_ready()
+    navigation = st.navigation(
+        {
+            "Data": [
+                st.Page(PAGES / "projects.py", title="Projects", icon=":material/folder:", default=True),
+                st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload:"),
+                st.Page(PAGES / "runs.py", title="Runs", icon=":material/table:"),
+            ],
+            "Model": [
+                st.Page(PAGES / "fit.py", title="Fit", icon=":material/insights:"),
+                st.Page(PAGES / "plan.py", title="Plan", icon=":material/tune:"),
+            ],
+            "Train": [
+                st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
+            ],
+        }
+    )
+    page = f"the {navigation.title} page"
+    navigation.run()
+except Exception as error:  # noqa: BLE001  the app's one top-level handler
+    show_unexpected(error, page)

@@ -61,5 +61,9 @@ class StoreError(MixplanError):
     """The database is unreachable, at a newer schema, or inconsistent."""
 
 
+class BusyError(StoreError):
+    """Another writer kept the database locked through every retry; nothing was changed."""
+
+
 class TrainError(MixplanError):
     """A proxy training could not run or was interrupted."""

@@ -11,6 +11,7 @@ import typer
 
 from engine.cli._app import app, emit_json, guarded
 from engine.cli.options import DbOption, JsonOption
+from engine.config import Settings
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
@@ -33,6 +34,8 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false",
         "--client.toolbarMode", "minimal",
+        "--client.showErrorDetails", "none",
+        "--server.maxUploadSize", str(Settings.from_env().max_upload_mb),
     ]
 
 
