@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from engine.errors import FitError, InputError
 from engine.ingest.mixtures import read_mixtures
@@ -37,6 +38,7 @@ from engine.laws.cv import cross_validated_predictions, fold_ids, metrics
 from engine.laws.objective import FittedObjective, ObjectiveSpec, parse_objective
 from engine.laws.registry import DEFAULT_LAWS, mixture_law
 from engine.store import session_scope
+from engine.store.session import retry_write, store_error
 from engine.store.dataset import Dataset, at_proxy_scale, load_dataset
 from engine.store.models import LawFit
 from engine.store.queries import find_project
@@ -100,7 +102,8 @@ def choose_default(rows: list[LawRow]) -> str | None:
         return None
     best = max(r.spearman for r in ok)
     tied = [r for r in ok if r.spearman >= best - SPEARMAN_TIE]
-    return min(tied, key=lambda r: (r.mae, -r.spearman)).law
+    # The law's name breaks exact ties, so every process asked the same question picks the same law.
+    return min(tied, key=lambda r: (r.mae, -r.spearman, r.law)).law
 
 
 def _options(folds: int, bootstrap: int, seed: int) -> dict[str, Any]:
@@ -198,31 +201,56 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
     if dataset.n_runs == 0:
         raise FitError(f"project '{project}' has no complete runs to fit. Fix: upload runs first.")
     options = _options(folds, bootstrap, seed)
-    rows: list[LawRow] = []
-    for name in laws:
-        with session_scope(url) as s:
+    rows: dict[str, LawRow] = {}
+    computed: dict[str, dict[str, Any]] = {}
+    with session_scope(url) as s:
+        for name in laws:
             stored = _stored_fit(s, project_id, name, spec.key, dataset.data_hash, options)
             if stored is not None:
-                rows.append(_row_from_fit(stored, reused=True))
-                continue
+                rows[name] = _row_from_fit(stored, reused=True)
+    for name in laws:
+        if name in rows:
+            continue
         try:
-            doc = fit_law(dataset, spec, name, folds=folds, bootstrap=bootstrap, seed=seed)
+            computed[name] = fit_law(dataset, spec, name, folds=folds, bootstrap=bootstrap, seed=seed)
         except FitError as exc:
             log.warning("law %s failed on %s: %s", name, project, exc)
-            rows.append(LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
-                               float("nan"), 0, float("nan"), 0.0, False, error=str(exc)))
-            continue
-        with session_scope(url) as s:
-            fit = LawFit(project_id=project_id, law=name, objective=spec.key, options=options,
-                         data_hash=dataset.data_hash, **doc)
-            s.add(fit)
-            s.flush()
-            rows.append(_row_from_fit(fit, reused=False))
+            rows[name] = LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
+                                float("nan"), 0, float("nan"), 0.0, False, error=str(exc))
+    if computed:
+        rows.update(_store_fits(project_id, spec.key, dataset.data_hash, options, computed, url))
+    rows = [rows[name] for name in laws]
     if all(r.error is not None for r in rows):
         raise FitError(f"no law could be fitted for objective '{spec.key}' of project '{project}': {rows[0].error}")
     override = overrides.get(spec.key)
     default = override if override in laws and any(r.law == override and r.error is None for r in rows) else choose_default(rows)
     return FitReport(project, spec.key, dataset.data_hash, dataset.n_runs, rows, default, overridden=default == override)
+
+
+def _store_fits(project_id: int, objective: str, data_hash: str, options: dict[str, Any],
+                computed: dict[str, dict[str, Any]], url: str | None) -> dict[str, LawRow]:
+    """Store every computed law in one transaction: a fit killed midway leaves no law of it behind, so a
+    plan never chooses from part of a set. A law another process stored meanwhile is reused, not doubled."""
+
+    def write() -> dict[str, LawRow]:
+        out = {}
+        with session_scope(url) as s:
+            for name, doc in computed.items():
+                stored = _stored_fit(s, project_id, name, objective, data_hash, options)
+                if stored is not None:
+                    out[name] = _row_from_fit(stored, reused=True)
+                    continue
+                fit = LawFit(project_id=project_id, law=name, objective=objective, options=options,
+                             data_hash=data_hash, **doc)
+                s.add(fit)
+                s.flush()
+                out[name] = _row_from_fit(fit, reused=False)
+        return out
+
+    try:
+        return retry_write(write)
+    except DBAPIError as exc:
+        raise store_error(exc, "the fitted laws could not be stored; nothing was changed") from exc
 
 
 def _stored_fit(session, project_id: int, law: str, objective: str, data_hash: str,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from engine.errors import InputError, StoreError
-from engine.ingest.detect import Sniffed, first_data_row, olmix_half, sha256_file, sniff
+from engine.errors import InputError
+from engine.ingest.detect import Sniffed, check_size, first_data_row, olmix_half, sha256_file, sniff
 from engine.ingest.metadata import parse_tags, read_metadata_csv, read_metadata_yaml
 from engine.ingest.pairs import PairReader, olmix_half as olmix_layout, regmix_halves
 from engine.ingest.readers import JsonlReader, TidyCsvReader
@@ -31,6 +31,7 @@ from engine.ingest.writer import BatchWriter
 from engine.services.projects import validate_project_name
 from engine.store import Domain, IngestBatch, Project, get_engine
 from engine.store.queries import find_project, project_or_none
+from engine.store.session import retry_write, store_error
 
 log = logging.getLogger(__name__)
 
@@ -158,26 +159,31 @@ def ingest_files(
     roles = roles or ColumnRoles()
     names = display_names or {}
     sources = [SourceFile(path=str(p), display=names.get(str(p), Path(p).name)) for p in paths]
-    notes = Notes()
-    plan = _plan(sources, roles, notes)
-    batch_hash = _batch_hash(sources, roles)
-    session = Session(get_engine(url), expire_on_commit=False)
-    try:
-        report = _import(session, project, plan, batch_hash, notes, create)
-        if report.already_imported:
+    engine = get_engine(url)
+
+    def attempt() -> IngestReport:
+        # Each try reads the files again: a retry after a concurrent writer starts from what it committed.
+        notes = Notes()
+        plan = _plan(sources, roles, notes)
+        batch_hash = _batch_hash(sources, roles)
+        session = Session(engine, expire_on_commit=False)
+        try:
+            report = _import(session, project, plan, batch_hash, notes, create)
+            if report.already_imported:
+                session.rollback()
+            else:
+                session.commit()
+            return report
+        except BaseException:
             session.rollback()
-        else:
-            session.commit()
-        return report
-    except IntegrityError as exc:
-        session.rollback()
-        raise StoreError(f"the import into '{project}' collided with another write ({exc.orig}); nothing was changed. "
-                         "Fix: run the import again.") from exc
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+            raise
+        finally:
+            session.close()
+
+    try:
+        return retry_write(attempt)
+    except DBAPIError as exc:
+        raise store_error(exc, f"the import into '{project}' failed; nothing was changed") from exc
 
 
 def _import(session: Session, project: str, plan: _ImportPlan, batch_hash: str, notes: Notes, create: bool) -> IngestReport:
@@ -258,6 +264,7 @@ def ingest_uploads(project: str, uploads: list[tuple[str, bytes]], *, url: str |
         paths, names = [], {}
         for i, (name, data) in enumerate(uploads):
             shown = Path(name or f"upload-{i}").name or f"upload-{i}"
+            check_size(len(data), shown)
             path = Path(folder) / f"{i}-{_SAFE_NAME.sub('_', shown)}"
             path.write_bytes(data)
             paths.append(path)

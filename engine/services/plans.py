@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from engine.errors import InputError
 from engine.plan.budget_law import BudgetAwareModel, build_budget_model
@@ -22,6 +23,7 @@ from engine.plan.sweep import SWEEP_SETTINGS, BudgetSweep, sweep_budgets
 from engine.store import Plan as PlanRow
 from engine.store import session_scope
 from engine.store.queries import project_id
+from engine.store.session import retry_write, store_error
 from engine.store.dataset import at_proxy_scale, load_dataset
 
 log = logging.getLogger(__name__)
@@ -95,14 +97,19 @@ def make_project_plan(
 
 
 def save_plan(plan: Plan, *, url: str | None = None) -> Plan:
-    with session_scope(url) as s:
-        row = PlanRow(project_id=project_id(s, plan.project), law_fit_ids=plan.law_fit_ids, objective=plan.objective,
-                      budget_tokens=plan.budget_tokens, model_params=plan.model_params,
-                      constraints=plan.constraints, mixture=plan.recommended.mixture, result=plan.to_dict())
-        s.add(row)
-        s.flush()
-        plan_id = row.id
-    return with_id(plan, plan_id)
+    def write() -> int:
+        with session_scope(url) as s:
+            row = PlanRow(project_id=project_id(s, plan.project), law_fit_ids=plan.law_fit_ids, objective=plan.objective,
+                          budget_tokens=plan.budget_tokens, model_params=plan.model_params,
+                          constraints=plan.constraints, mixture=plan.recommended.mixture, result=plan.to_dict())
+            s.add(row)
+            s.flush()
+            return row.id
+
+    try:
+        return with_id(plan, retry_write(write))
+    except DBAPIError as exc:
+        raise store_error(exc, "the plan could not be stored") from exc
 
 
 def list_plans(project: str, *, url: str | None = None) -> list[Plan]:
