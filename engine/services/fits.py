@@ -235,6 +235,9 @@ def _store_fits(project_id: int, objective: str, data_hash: str, options: dict[s
     def write() -> dict[str, LawRow]:
         out = {}
         with session_scope(url) as s:
+            # PostgreSQL: one fit store per project at a time, so a concurrent fit sees this one's rows and
+            # reuses them (SQLite writers are serialised already; FOR UPDATE is a no-op there).
+            s.execute(select(Project.id).where(Project.id == project_id).with_for_update())
             for name, doc in computed.items():
                 stored = _stored_fit(s, project_id, name, objective, data_hash, options)
                 if stored is not None:
