@@ -24,9 +24,23 @@ _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value) -> str:
-    """A CSV cell a spreadsheet shows as text, never as a formula."""
-    text = "" if value is None else (repr(value) if isinstance(value, float) else str(value))
-    return "'" + text if text.startswith(_DANGEROUS) else text
+    """A CSV cell a spreadsheet shows as text, never as a formula. Numbers are written as numbers:
+    a quote before ``-0.5`` would make a spreadsheet read a negative figure as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    text = "" if value is None else str(value)
+    if text.startswith(_DANGEROUS) and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    """Plain numeric text such as ``-1.5e-3`` (not ``-1+2``, not ``=1``): safe in a spreadsheet."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip() == text and text.lower().lstrip("+-") not in ("inf", "infinity", "nan")
 
 
 def write_csv(header: list[str], rows: list[list]) -> str:

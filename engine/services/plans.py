@@ -8,7 +8,7 @@ The mixing law comes from :func:`engine.services.fits.load_objective_model`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -17,6 +17,7 @@ from engine.errors import InputError
 from engine.plan.budget_law import BudgetAwareModel, build_budget_model
 from engine.plan.constraints import Constraints
 from engine.plan.optimize import OptimizerSettings
+from engine.plan.plausibility import implausible_prediction
 from engine.plan.plan import Plan, PlanContext, make_plan, with_id
 from engine.plan.suggest import Suggestion, suggest_runs
 from engine.plan.sweep import SWEEP_SETTINGS, BudgetSweep, sweep_budgets
@@ -74,6 +75,9 @@ def plan_from_inputs(
 ) -> Plan:
     plan = make_plan(inputs.model, inputs.context, budget_tokens, constraints, objective=inputs.objective,
                      settings=settings, law_fit_ids=inputs.law_fit_ids)
+    warning = implausible_prediction(plan.recommended.objective, inputs.context.observed_objective)
+    if warning is not None:
+        plan = replace(plan, notes=[*plan.notes, f"warning: {warning}"])
     return save_plan(plan, url=url) if store else plan
 
 

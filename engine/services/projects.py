@@ -26,11 +26,18 @@ class ProjectSummary:
 
 
 def validate_project_name(name: str) -> str:
+    """A project name is a label: no path separators, no '.'/'..', no control characters, so it can never
+    name a folder by accident (files on disk are keyed by row ids, not names)."""
     cleaned = (name or "").strip()
     if not cleaned:
         raise InputError("the project name is empty.", hint="give a name such as 'pile-1m'.")
     if len(cleaned) > 200:
         raise InputError("the project name is longer than 200 characters.", hint="use a shorter name.")
+    bad = sorted({c for c in cleaned if c in "/\\" or not c.isprintable()})
+    if bad or set(cleaned) == {"."}:
+        shown = ", ".join(repr(c) for c in bad) if bad else repr(cleaned)
+        raise InputError(f"the project name {cleaned[:60]!r} contains {shown}, which a project name cannot hold.",
+                         hint="use letters, digits, spaces and - _ . : (e.g. 'pile-1m').")
     return cleaned
 
 

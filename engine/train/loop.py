@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -269,9 +268,9 @@ def mixture_vector(spec: TrainSpec, domains: list[str]) -> np.ndarray:
     return np.array([mixture.get(d, 0.0) for d in domains])
 
 
-def checkpoint_path(spec: TrainSpec) -> Path:
-    safe = lambda s: re.sub(r"[^A-Za-z0-9_.-]+", "_", s)  # noqa: E731
-    return Settings.from_env().home / "checkpoints" / safe(spec.project) / f"{safe(spec.name)}.pt"
+def checkpoint_path(run_id: int) -> Path:
+    """Keyed by the run's row id: names are free text, and sanitised names make different runs share a file."""
+    return Settings.from_env().home / "checkpoints" / f"run-{int(run_id)}.pt"
 
 
 def _rng_states(sampler: MixtureSampler, policy: AioliPolicy | None) -> dict:
@@ -458,7 +457,7 @@ def train(spec: TrainSpec, *, url: str | None = None, resume: bool = False,
     if handle is None:
         log.info("run %s is already complete; nothing to do", spec.name)
         return TrainResult(None, "skipped", {}, 0, 0, 0.0, {})
-    path = checkpoint_path(spec)
+    path = checkpoint_path(handle.run_id)
     if handle.resumed and path.exists():
         trainer.load(path)
         log.info("resumed %s at step %d of %d", spec.name, trainer.step, trainer.total_steps)

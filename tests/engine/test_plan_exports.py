@@ -83,10 +83,18 @@ def test_csv_cells_cannot_run_as_formulas(plan):
     rows = list(csv.reader(io.StringIO(text)))
     for row in rows:
         for cell in row:
-            assert not cell.startswith(("=", "+", "-", "@")), cell
+            numeric = cell.lstrip("-").replace(".", "", 1).replace("e", "", 1).replace("-", "").isdigit()
+            assert numeric or not cell.startswith(("=", "+", "-", "@")), cell
     assert "'=web" in rows[0]
-    assert safe_cell("-1.5") == "'-1.5" and safe_cell("@SUM(A1)") == "'@SUM(A1)" and safe_cell("web") == "web"
-    assert safe_cell(-0.25) == "'-0.25"
+    assert safe_cell("@SUM(A1)") == "'@SUM(A1)" and safe_cell("web") == "web" and safe_cell("-2+3") == "'-2+3"
+    assert safe_cell("=1") == "'=1" and safe_cell("-inf") == "'-inf"
+
+
+def test_csv_negative_numbers_stay_numbers():
+    """A guard that quotes -0.25 makes a spreadsheet read the figure as text (issue 11)."""
+    assert safe_cell(-0.25) == "-0.25" and safe_cell("-1.5") == "-1.5" and safe_cell(-3) == "-3"
+    rows = list(csv.reader(io.StringIO(write_csv(["option", "objective"], [["plan", -0.125]]))))
+    assert rows[1] == ["plan", "-0.125"] and float(rows[1][1]) == -0.125
     assert list(csv.reader(io.StringIO(write_csv(["a"], [["+cmd|' /C calc'!A0"]]))))[1] == ["'+cmd|' /C calc'!A0"]
 
 
