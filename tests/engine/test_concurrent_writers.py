@@ -115,7 +115,7 @@ def test_an_import_and_a_fit_at_once(db_url, tmp_path):
 
 
 def test_five_plans_at_once_on_a_project_without_fits_agree(db_url, tmp_path):
-    ingest_files("plans", [runs_csv(tmp_path / "runs.csv", "r", 20)], url=db_url)
+    ingest_files("plans", [runs_csv(tmp_path / "runs.csv", "r", 12)], url=db_url)
     procs = [spawn("""
         from engine.services.plans import make_project_plan
         plan = make_project_plan("plans", 1e9, url=URL)
