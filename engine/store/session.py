@@ -33,7 +33,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -160,10 +160,11 @@ def store_error(exc: DBAPIError, what: str = "the database could not be used") -
     return StoreError(f"{what}: the database refused the change ({_first_line(exc)}).")
 
 
-def retry_write(write: Callable[[], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
+def retry_write(write: Callable[[], T], *, attempts: int | None = None) -> T:
     """Run ``write`` (one whole transaction) again while another writer holds the lock or inserted the same
     key first; after ``attempts`` tries raise "the database is busy". ``write`` must be safe to repeat:
     each try starts from the committed state, so a retried import sees the other import's rows."""
+    attempts = attempts or WRITE_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
             return write()

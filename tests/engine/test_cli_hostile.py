@@ -146,6 +146,7 @@ def run_cli(argv: list[str], capsys, caplog) -> tuple[int, str]:
 
 def assert_no_traceback(argv, code, err):
     assert "Traceback" not in err and 'File "' not in err, f"{argv}: traceback on stderr:\n{err}"
+    assert "[SQL:" not in err and "[parameters:" not in err, f"{argv}: SQL on stderr:\n{err}"
     assert len(err) < 2000, f"{argv}: {len(err)} characters on stderr:\n{err[:500]}"
     assert code in (0, 1, 2), f"{argv}: exit code {code}"
     if code:
@@ -221,3 +222,35 @@ def test_console_script_prints_no_traceback(tmp_path, mixplan_command):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "does not exist" in done.stderr, done.stderr
     assert sys.executable  # the script sits beside this interpreter (see conftest.mixplan_command)
+
+
+def test_sql_parameters_are_never_in_a_message(tmp_path):
+    from engine.store import get_engine
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'p.sqlite'}")
+    assert engine.hide_parameters
+
+
+def test_a_writer_that_never_gets_the_lock_says_the_database_is_busy(tmp_path, monkeypatch):
+    """Another process holds SQLite's write lock throughout: bounded retries, then one clear message."""
+    import sqlite3
+
+    from engine.errors import BusyError
+    from engine.store import session
+    from engine.store.session import get_engine
+
+    path = tmp_path / "locked.sqlite"
+    url = f"sqlite:///{path}"
+    monkeypatch.setattr(session, "BUSY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(session, "WRITE_ATTEMPTS", 2)
+    get_engine(url)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the other writer, mid-transaction
+    try:
+        with pytest.raises(BusyError, match="the database is busy") as info:
+            ingest_files("p", [_runs_csv(tmp_path / "runs.csv", 4)], url=url)
+        assert "INSERT" not in str(info.value) and "[parameters" not in str(info.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert ingest_files("p", [tmp_path / "runs.csv"], url=url).runs_added == 4
