@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -191,6 +192,7 @@ def main() -> None:
         folder.rmdir()
     elapsed = time.perf_counter() - started
     dispose_engines()
+    shutil.rmtree(work, ignore_errors=True)
     columns = ["accepted", "clear error", "unclear error", "traceback", "hang", "partial write"]
     print(f"# ingest fuzzing: {args.cases} cases, seed {args.seed}, cap {args.cap_seconds:g} s per case")
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, {os.cpu_count()} cores, no GPU, "
