@@ -1,6 +1,6 @@
 """Fuzz every ingest format with seeded mutations of real log files; count how each case ends.
 
-    python bench/fuzz_ingest.py [--cases 10002] [--seed 0] [--cap-seconds 5]
+    python bench/fuzz_ingest.py [--cases 10002] [--seed 0] [--cap-seconds 10]
 
 Seeds: the demo and synthetic logs under examples/ (JSONL, domain metadata YAML and CSV), a tidy CSV
 made from the demo runs, the first rows of the RegMix pair in ../shared/data/regmix (when present)
@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10002)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cap-seconds", type=float, default=5.0)
+    parser.add_argument("--cap-seconds", type=float, default=10.0)
     args = parser.parse_args()
     formats = seeds()
     rng = random.Random(args.seed)

@@ -65,28 +65,29 @@ def read_metadata_csv(source: SourceFile, header: list[str]) -> list[DomainMetad
     return out
 
 
-MAX_YAML_BYTES = 1 << 20  # a metadata file lists domains: thousands of entries fit in far less
+MAX_YAML_BYTES = 256 << 10  # a metadata file lists domains: a thousand entries fit in ~100 KiB
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases (``*name``): a few hundred bytes of nested aliases
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on a large file
+
+
+def _refuse_aliases(text: str) -> None:
+    """Aliases (``*name``) are refused before anything is built: a few hundred bytes of nested aliases
     ("billion laughs") would otherwise expand to gigabytes. Metadata files never need them."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, f"aliases (*{event.anchor}) are not allowed", event.start_mark)
-        return super().compose_node(parent, index)
 
 
 def read_metadata_yaml(source: SourceFile) -> list[DomainMetadata]:
     if Path(source.path).stat().st_size > MAX_YAML_BYTES:
-        raise InputError(f"the YAML file is larger than {MAX_YAML_BYTES >> 20} MiB; a domain metadata file is much smaller.",
+        raise InputError(f"the YAML file is larger than {MAX_YAML_BYTES >> 10} KiB; a domain metadata file is much smaller.",
                          file=source.display, hint="check that this is the metadata file (one entry per domain).")
     text = "".join(text_lines(source))
     try:
         # Nodes keep their line numbers, so messages can point at the entry.
-        loader = _NoAliasLoader(text)
+        _refuse_aliases(text)
+        loader = _LOADER(text)
         try:
             root = loader.get_single_node()
             doc = loader.construct_document(root) if root is not None else None
@@ -100,6 +101,9 @@ def read_metadata_yaml(source: SourceFile) -> list[DomainMetadata]:
     except RecursionError:
         raise InputError("the YAML is nested too deeply.", file=source.display,
                          hint="a metadata file maps domains to {unique_tokens, tags, data_path}.") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of thousands of digits
+        raise InputError(f"a value cannot be read: {str(exc)[:100]}.", file=source.display,
+                         hint="write counts as plain numbers such as 52B or 5.2e10.") from None
     lines = _entry_lines(root)
     if isinstance(doc, dict) and "domains" in doc:
         doc = doc["domains"]
