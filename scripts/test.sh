@@ -3,6 +3,8 @@
 #
 #   ./scripts/test.sh [pytest arguments]
 #   ./scripts/test.sh --fresh [pytest arguments]   clone HEAD into a temporary folder and run there
+#   ./scripts/test.sh --fresh --twice [...]         ... and run it again at once in the same clone
+#                                                   (state left by a first run must not break a second)
 #
 # System packages (when missing, with apt-get, as root or through sudo):
 #   chromium    the real-browser test drives Debian's /usr/bin/chromium (no browser download)
@@ -20,10 +22,20 @@ if [ "${1:-}" = "--fresh" ]; then
   git clone -q --no-hardlinks . "$work/mixplan"
   # The data tests read ../shared beside the checkout; link it when this checkout has one.
   [ -d ../shared ] && ln -s "$(cd ../shared && pwd)" "$work/shared"
+  runs=1
+  if [ "${1:-}" = "--twice" ]; then
+    shift
+    runs=2
+  fi
   echo "test.sh --fresh: $(git rev-parse --short HEAD) cloned to $work/mixplan" >&2
-  status=0
-  env -u MIXPLAN_VENV -u PYTHONPATH -u VIRTUAL_ENV bash "$work/mixplan/scripts/test.sh" "$@" || status=$?
-  exit "$status"
+  for run in $(seq "$runs"); do
+    started=$(date +%s)
+    status=0
+    env -u MIXPLAN_VENV -u PYTHONPATH -u VIRTUAL_ENV bash "$work/mixplan/scripts/test.sh" "$@" || status=$?
+    echo "test.sh --fresh: run $run of $runs exited $status after $(( $(date +%s) - started )) s" >&2
+    [ "$status" = 0 ] || exit "$status"
+  done
+  exit 0
 fi
 
 PYTHON=${PYTHON:-python3}
