@@ -40,7 +40,7 @@ from engine.laws.registry import DEFAULT_LAWS, mixture_law
 from engine.store import session_scope
 from engine.store.session import retry_write, store_error
 from engine.store.dataset import Dataset, at_proxy_scale, load_dataset
-from engine.store.models import LawFit
+from engine.store.models import LawFit, Project
 from engine.store.queries import find_project
 
 log = logging.getLogger(__name__)
