@@ -36,12 +36,16 @@ class Settings:
     seed: default random seed for fits, designs and trainings.
     max_upload_mb: largest log file an import reads (``MIXPLAN_MAX_UPLOAD_MB``); the dashboard's
         ``server.maxUploadSize`` is set to the same figure.
+    checkpoint_dir: where training checkpoints live; ``MIXPLAN_CHECKPOINT_DIR`` or
+        ``$MIXPLAN_HOME/checkpoints``. On a cluster it must be a path every node can read,
+        so a run retried on another node resumes from its checkpoint.
     """
 
     database_url: str
     home: Path
     seed: int = 0
     max_upload_mb: int = 200
+    checkpoint_dir: Path | None = None
 
     @property
     def default_database_url(self) -> str:
@@ -52,8 +56,10 @@ class Settings:
     def from_env(cls) -> "Settings":
         home = default_home()
         url = os.environ.get("MIXPLAN_DATABASE_URL") or f"sqlite:///{home / 'mixplan.sqlite'}"
+        checkpoints = Path(os.environ.get("MIXPLAN_CHECKPOINT_DIR") or home / "checkpoints").expanduser()
         return cls(database_url=url, home=home, seed=_seed(os.environ.get("MIXPLAN_SEED", "0")),
-                   max_upload_mb=_positive_int("MIXPLAN_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB))
+                   max_upload_mb=_positive_int("MIXPLAN_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB),
+                   checkpoint_dir=checkpoints)
 
 
 def _seed(text: str) -> int:

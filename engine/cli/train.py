@@ -141,6 +141,11 @@ def sweep_command(
     evals: Annotated[int, typer.Option(help="Evaluations per run.")] = 10,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     prefix: Annotated[str, typer.Option(help="Run names start with this.")] = "sweep",
+    executor: Annotated[str, typer.Option(help="local (worker processes here) | ray (tasks on a Ray cluster).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address, e.g. 10.0.0.5:6379 (default: RAY_ADDRESS, else a local Ray).")] = None,
+    checkpoint_dir: Annotated[Optional[Path], typer.Option(help="Checkpoints, on a path every node can read (default: MIXPLAN_CHECKPOINT_DIR or MIXPLAN_HOME/checkpoints).")] = None,
+    max_retries: Annotated[int, typer.Option(help="Restarts of a run whose worker died (it resumes from its checkpoint).")] = 2,
+    checkpoint_seconds: Annotated[float, typer.Option(help="Least seconds between checkpoints (0 = every evaluation).")] = 30.0,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
@@ -156,9 +161,12 @@ def sweep_command(
 
     def run():
         base = TrainSpec(project=project, data_dir=str(data), name="", tokens=batch_size * seq_len, model=model,
-                         seq_len=seq_len, batch_size=batch_size, lr=lr, evals=evals, device=device)
+                         seq_len=seq_len, batch_size=batch_size, lr=lr, evals=evals, device=device,
+                         checkpoint_seconds=checkpoint_seconds)
         specs = sweep_specs(base, n, parse_counts(budgets, flag="--budgets"), seed_or_default(seed), prefix=prefix)
-        return sweep(specs, workers=workers, threads_per_worker=threads, url=db, on_result=report)
+        return sweep(specs, workers=workers, threads_per_worker=threads, url=db, on_result=report, executor=executor,
+                     ray_address=ray_address, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
+                     max_retries=max_retries)
 
     outcomes = guarded(run)
     if as_json:

@@ -25,7 +25,7 @@ from engine.store import Domain, EvalTarget, Measurement, Run, queries, session_
 from engine.train import records
 from engine.train.data import PreparedData, prepare_data, read_prepared
 from engine.train.design import Bounds, sweep_design
-from engine.train.executor import RunOutcome, run_sweep
+from engine.train.executor import DEFAULT_MAX_RETRIES, RunOutcome, run_sweep
 from engine.train.jobs import JobView, list_jobs, mark_stale_jobs  # noqa: F401  re-exported for the CLI/page
 from engine.train.loop import TrainResult, TrainSpec, train
 
@@ -63,14 +63,18 @@ def sweep_specs(base: TrainSpec, n: int, budgets: list[int], seed: int, bounds: 
 
 
 def sweep(specs: list[TrainSpec], *, workers: int = 1, threads_per_worker: int | None = 1, url: str | None = None,
-          on_result: Callable[[RunOutcome, int, int], None] | None = None) -> list[RunOutcome]:
-    """Run the specs on local worker processes; domains and targets are created first (no races)."""
+          on_result: Callable[[RunOutcome, int, int], None] | None = None, executor: str = "local",
+          ray_address: str | None = None, checkpoint_dir: str | None = None,
+          max_retries: int = DEFAULT_MAX_RETRIES) -> list[RunOutcome]:
+    """Run the specs on local worker processes or a Ray cluster; domains and targets are created first."""
     if not specs:
         return []
     prepared = read_prepared(specs[0].data_dir)
     create_project(specs[0].project, url=url, exist_ok=True)
     records.ensure_domains_and_targets(specs[0].project, prepared.unique_tokens, str(prepared.root.resolve()), url)
-    return run_sweep(specs, workers=workers, threads_per_worker=threads_per_worker, url=url, on_result=on_result)
+    return run_sweep(specs, workers=workers, threads_per_worker=threads_per_worker, url=url, on_result=on_result,
+                     executor=executor, ray_address=ray_address, checkpoint_dir=checkpoint_dir,
+                     max_retries=max_retries)
 
 
 def launch_background(args: list[str], *, url: str | None = None) -> tuple[int, Path]:

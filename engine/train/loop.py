@@ -270,7 +270,8 @@ def mixture_vector(spec: TrainSpec, domains: list[str]) -> np.ndarray:
 
 def checkpoint_path(run_id: int) -> Path:
     """Keyed by the run's row id: names are free text, and sanitised names make different runs share a file."""
-    return Settings.from_env().home / "checkpoints" / f"run-{int(run_id)}.pt"
+    settings = Settings.from_env()
+    return (settings.checkpoint_dir or settings.home / "checkpoints") / f"run-{int(run_id)}.pt"
 
 
 def _rng_states(sampler: MixtureSampler, policy: AioliPolicy | None) -> dict:

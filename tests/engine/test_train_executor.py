@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -11,20 +13,10 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.services.training import export_runs, sweep, sweep_specs
 from engine.store import Job, Run, session_scope
-from engine.train.data import prepare_data
 from engine.train.loop import TrainSpec
 
-
-def make_data(tmp_path) -> str:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    texts = {"alpha": "abc abd abe " * 60, "beta": "0123 4567 89 " * 60, "gamma": "<a><b></b></a> " * 60}
-    sources = {}
-    for name, text in texts.items():
-        (corpus / f"{name}.jsonl").write_text("".join(json.dumps({"text": f"{i} {text}"}) + "\n" for i in range(6)))
-        sources[name] = [str(corpus / f"{name}.jsonl")]
-    prepare_data(tmp_path / "prep", sources, val_fraction=0.3)
-    return str(tmp_path / "prep")
+sys.path.insert(0, str(Path(__file__).parent))
+from sweep_helpers import eval_log, kills, make_data, measurement_counts, write_faults  # noqa: E402
 
 
 def test_one_failing_run_is_recorded_and_the_others_complete(tmp_path, sqlite_url):
@@ -68,36 +60,51 @@ def test_cli_sweep_and_jobs(tmp_path, sqlite_url):
     assert states == [("sweep", "done"), ("train", "done")]
 
 
-def test_a_worker_killed_mid_run_is_retried_and_the_sweep_completes(tmp_path, sqlite_url):
-    """SIGKILL one worker process (as the OOM killer would): concurrent.futures breaks the whole pool;
-    the executor retries the runs that were in flight on a fresh pool, which resume and complete."""
-    import os
-    import signal
-    import threading
-    import time
-
+def _kill_specs(tmp_path, n: int) -> list[TrainSpec]:
     data = make_data(tmp_path)
-    base = TrainSpec(project="p", data_dir=data, name="", tokens=60_000, model="micro", seq_len=32, batch_size=8,
-                     evals=4, eval_sequences=4)
-    specs = sweep_specs(base, n=2, budgets=[60_000], seed=0)
-    killed: list[int] = []
+    base = TrainSpec(project="p", data_dir=data, name="", tokens=4096, model="micro", seq_len=32, batch_size=8,
+                     evals=4, eval_sequences=4, checkpoint_seconds=0)
+    return sweep_specs(base, n=n, budgets=[4096], seed=0)
 
-    def kill_first_running_worker():
-        deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            with session_scope(sqlite_url) as s:
-                job = s.scalar(select(Job).where(Job.kind == "train", Job.state == "running", Job.progress > 0))
-                pid = job.pid if job is not None else None
-            if pid and pid != os.getpid():
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            time.sleep(0.05)
 
-    killer = threading.Thread(target=kill_first_running_worker)
-    killer.start()
+def test_a_worker_killed_mid_run_is_retried_and_resumes_from_its_checkpoint(tmp_path, sqlite_url, monkeypatch):
+    """The worker training run 0 is SIGKILLed (as by the OOM killer) right after its second evaluation was
+    committed, once: that run alone is restarted, resumes from the checkpoint of its first evaluation
+    (its first write after the restart is the second evaluation, not the first), and nothing is duplicated."""
+    specs = _kill_specs(tmp_path, 2)
+    victim = specs[0].name
+    for key, value in write_faults(tmp_path / "faults", {victim: {"at_eval": 2, "times": 1}}).items():
+        monkeypatch.setenv(key, value)
     outcomes = sweep(specs, workers=2, url=sqlite_url)
-    killer.join()
-    assert killed, "no worker was seen running: the run was too short to kill"
     assert sorted(o.status for o in outcomes) == ["complete", "complete"]
+    assert kills(tmp_path / "faults", victim) == 1
+    writes = eval_log(tmp_path / "faults")[victim]
+    pids = list(dict.fromkeys(pid for pid, _ in writes))
+    assert len(pids) == 2, writes  # the killed worker, then its replacement
+    first, second = ([t for p, t in writes if p == pid] for pid in pids)
+    assert len(first) == 2 and second[0] == first[1], writes  # resumed at evaluation 2, not from scratch
+    assert len(eval_log(tmp_path / "faults")[specs[1].name]) == 4  # the other run was never restarted
+    counts = measurement_counts(sqlite_url)
+    assert counts[victim] == counts[specs[1].name] == (12, 12)  # 4 evaluations x 3 targets, exactly once
     with session_scope(sqlite_url) as s:
         assert {r.status for r in s.scalars(select(Run))} == {"complete"}
+
+
+def test_a_run_that_always_kills_its_worker_fails_alone(tmp_path, sqlite_url, monkeypatch):
+    """One run's worker dies on every attempt: after its retries it is failed with the reason; the
+    other runs (queued behind it on the same worker slots) complete and are never charged for it."""
+    specs = _kill_specs(tmp_path, 3)
+    crasher = specs[0].name
+    for key, value in write_faults(tmp_path / "faults", {crasher: {"at_eval": 1, "times": None}}).items():
+        monkeypatch.setenv(key, value)
+    outcomes = {o.name: o for o in sweep(specs, workers=1, url=sqlite_url, max_retries=1)}
+    assert outcomes[crasher].status == "failed"
+    assert "died 2 times" in outcomes[crasher].error and "SIGKILL" in outcomes[crasher].error
+    assert {n: o.status for n, o in outcomes.items() if n != crasher} == {s.name: "complete" for s in specs[1:]}
+    writes = eval_log(tmp_path / "faults")
+    assert len({pid for pid, _ in writes[crasher]}) == 2  # tried twice, in two processes
+    with session_scope(sqlite_url) as s:
+        runs = {r.name: r.status for r in s.scalars(select(Run))}
+        sweep_job = s.scalar(select(Job).where(Job.kind == "sweep"))
+    assert runs == {crasher: "failed", specs[1].name: "complete", specs[2].name: "complete"}
+    assert sweep_job.state == "done" and "1 of 3 runs failed" in sweep_job.error
