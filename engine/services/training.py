@@ -18,6 +18,7 @@ from typing import Callable
 import yaml
 from sqlalchemy import select
 
+from engine.actions import record_action
 from engine.config import Settings
 from engine.errors import InputError
 from engine.services.projects import create_project
@@ -49,6 +50,8 @@ def train_run(spec: TrainSpec, *, url: str | None = None, resume: bool = False,
               on_evaluation: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train one run (the project is created when missing)."""
     create_project(spec.project, url=url, exist_ok=True)
+    with session_scope(url) as s:
+        record_action(s, "training", spec.project, {"run": spec.name, "tokens": spec.tokens, "resume": resume})
     return train(spec, url=url, resume=resume, on_evaluation=on_evaluation)
 
 
