@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from engine.actions import record_action
 from engine.errors import FitError, InputError
 from engine.ingest.mixtures import read_mixtures
 from engine.laws.bootstrap import (
@@ -218,7 +219,7 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
             rows[name] = LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
                                 float("nan"), 0, float("nan"), 0.0, False, error=str(exc))
     if computed:
-        rows.update(_store_fits(project_id, spec.key, dataset.data_hash, options, computed, url))
+        rows.update(_store_fits(project, project_id, spec.key, dataset.data_hash, options, computed, url))
     rows = [rows[name] for name in laws]
     if all(r.error is not None for r in rows):
         raise FitError(f"no law could be fitted for objective '{spec.key}' of project '{project}': {rows[0].error}")
@@ -227,7 +228,7 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
     return FitReport(project, spec.key, dataset.data_hash, dataset.n_runs, rows, default, overridden=default == override)
 
 
-def _store_fits(project_id: int, objective: str, data_hash: str, options: dict[str, Any],
+def _store_fits(project: str, project_id: int, objective: str, data_hash: str, options: dict[str, Any],
                 computed: dict[str, dict[str, Any]], url: str | None) -> dict[str, LawRow]:
     """Store every computed law in one transaction: a fit killed midway leaves no law of it behind, so a
     plan never chooses from part of a set. A law another process stored meanwhile is reused, not doubled."""
@@ -247,6 +248,7 @@ def _store_fits(project_id: int, objective: str, data_hash: str, options: dict[s
                              data_hash=data_hash, **doc)
                 s.add(fit)
                 s.flush()
+                record_action(s, "fit", project, {"law": name, "objective": objective, "fit": fit.id})
                 out[name] = _row_from_fit(fit, reused=False)
         return out
 

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from engine.errors import InputError
+from engine.actions import record_action
+from engine.errors import InputError, StoreError
 from engine.ingest.detect import Sniffed, check_size, first_data_row, olmix_half, sha256_file, sniff
 from engine.ingest.metadata import parse_tags, read_metadata_csv, read_metadata_yaml
 from engine.ingest.pairs import PairReader, olmix_half as olmix_layout, regmix_halves
@@ -235,6 +236,8 @@ def _import(session: Session, project: str, plan: _ImportPlan, batch_hash: str, 
                     "domains": report.domains, "targets": report.targets,
                     "measurements_added": report.measurements_added, "metadata_changed": counts.metadata_changed}
     batch.notes = report.notes
+    record_action(session, "upload", project, {"files": files, "format": plan.format, "batch": batch.id,
+                                                "runs_added": report.runs_added})
     session.flush()
     log.info("%s", report.summary())
     return report

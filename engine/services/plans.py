@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from engine.actions import record_action
 from engine.errors import InputError
 from engine.plan.budget_law import BudgetAwareModel, build_budget_model
 from engine.plan.constraints import Constraints
@@ -108,6 +109,7 @@ def save_plan(plan: Plan, *, url: str | None = None) -> Plan:
                           constraints=plan.constraints, mixture=plan.recommended.mixture, result=plan.to_dict())
             s.add(row)
             s.flush()
+            record_action(s, "plan", plan.project, {"plan": row.id, "budget_tokens": plan.budget_tokens})
             return row.id
 
     try:

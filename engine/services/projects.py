@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from engine.actions import record_action
 from engine.errors import InputError
 from engine.services.demo import ensure_demo_project  # noqa: F401  re-exported for the dashboard
 from engine.store import Domain, EvalTarget, Project, Run, session_scope
@@ -50,6 +51,7 @@ def create_project(name: str, description: str = "", *, url: str | None = None, 
                 return name
             raise InputError(f"a project named '{name}' already exists.", hint="pick another name or select it.")
         s.add(Project(name=name, description=description))
+        record_action(s, "create-project", name)
     return name
 
 
@@ -69,6 +71,7 @@ def list_projects(url: str | None = None) -> list[ProjectSummary]:
 def delete_project(name: str, *, url: str | None = None) -> None:
     with session_scope(url) as s:
         s.delete(find_project(s, name))
+        record_action(s, "delete-project", name)
 
 
 def project_data_hash(project: str, *, url: str | None = None) -> str:

@@ -1,6 +1,7 @@
 """The store: models, engine/session factory, queries."""
 
 from engine.store.models import (  # noqa: F401
+    Action,
     Base,
     Domain,
     EvalTarget,

@@ -207,3 +207,20 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Action(Base):
+    """Who did what: one row per stored action (upload, fit, plan, project deletion, training).
+
+    The project is kept by name, without a foreign key, so the row of a deletion
+    outlives the project it deleted.
+    """
+
+    __tablename__ = "action"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(320), index=True)  # the signed-in user, or cli:<OS user>
+    kind: Mapped[str] = mapped_column(String(40))  # upload | fit | plan | create-project | delete-project | training
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

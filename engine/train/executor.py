@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from engine.actions import record_action
 from engine.errors import InputError, MixplanError
 from engine.store import queries, session_scope
 from engine.store.models import Job
@@ -126,6 +127,7 @@ def run_sweep(
         sweep_job = start_job(s, queries.project_id(s, project), None, "sweep",
                               {"runs": [spec.name for spec in specs], "workers": workers, "executor": executor})
         job_id = sweep_job.id
+        record_action(s, "training", project, {"sweep_job": job_id, "runs": len(specs), "executor": executor})
     outcomes: list[RunOutcome] = []
 
     def collect(outcome: RunOutcome) -> None:
