@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` from a source checkout
     sys.path.insert(0, str(ROOT))
 
+from app.ui.auth import require_sign_in  # noqa: E402
 from app.ui.state import ensure_ready  # noqa: E402
 
 # A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google's servers.
@@ -38,6 +39,7 @@ def show_unexpected(error: Exception, where: str) -> None:
 
 page = "the dashboard"
 try:  # st.stop() and st.rerun() raise BaseExceptions, which pass through
+    require_sign_in()  # before any page is registered: a signed-out visitor reaches nothing else
     ensure_ready()
     navigation = st.navigation(
         {

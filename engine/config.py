@@ -39,6 +39,10 @@ class Settings:
     checkpoint_dir: where training checkpoints live; ``MIXPLAN_CHECKPOINT_DIR`` or
         ``$MIXPLAN_HOME/checkpoints``. On a cluster it must be a path every node can read,
         so a run retried on another node resumes from its checkpoint.
+    auth_file: ``MIXPLAN_AUTH_FILE``, a TOML file with Streamlit's ``[auth]`` section: the
+        dashboard's sign-in (OpenID Connect). None: no sign-in.
+    data_root: the only folder under which the dashboard reads or writes server paths
+        (prepared training data); ``MIXPLAN_DATA_ROOT`` or ``$MIXPLAN_HOME/data``.
     """
 
     database_url: str
@@ -46,6 +50,8 @@ class Settings:
     seed: int = 0
     max_upload_mb: int = 200
     checkpoint_dir: Path | None = None
+    auth_file: Path | None = None
+    data_root: Path | None = None
 
     @property
     def default_database_url(self) -> str:
@@ -57,9 +63,12 @@ class Settings:
         home = default_home()
         url = os.environ.get("MIXPLAN_DATABASE_URL") or f"sqlite:///{home / 'mixplan.sqlite'}"
         checkpoints = Path(os.environ.get("MIXPLAN_CHECKPOINT_DIR") or home / "checkpoints").expanduser()
+        auth = os.environ.get("MIXPLAN_AUTH_FILE")
+        data_root = Path(os.environ.get("MIXPLAN_DATA_ROOT") or home / "data").expanduser()
         return cls(database_url=url, home=home, seed=_seed(os.environ.get("MIXPLAN_SEED", "0")),
                    max_upload_mb=_positive_int("MIXPLAN_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB),
-                   checkpoint_dir=checkpoints)
+                   checkpoint_dir=checkpoints, auth_file=Path(auth).expanduser() if auth else None,
+                   data_root=data_root)
 
 
 def _seed(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -16,7 +16,7 @@ from engine.config import Settings
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
 
-def streamlit_command(host: str, port: int) -> list[str]:
+def streamlit_command(host: str, port: int, auth_file: Path | None = None) -> list[str]:
     """The ``streamlit run`` command line: headless, no usage statistics, no file watcher.
 
     The flags repeat ``app/.streamlit/config.toml`` on purpose: Streamlit reads that
@@ -36,23 +36,34 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "--client.toolbarMode", "minimal",
         "--client.showErrorDetails", "none",
         "--server.maxUploadSize", str(Settings.from_env().max_upload_mb),
+        *(["--secrets.files", str(auth_file)] if auth_file else []),
     ]
 
 
 @app.command()
 def dashboard(
     port: Annotated[int, typer.Option(help="Port to serve the dashboard on.")] = 8501,
-    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network (needs sign-in).")] = "127.0.0.1",
+    auth_file: Annotated[Optional[Path], typer.Option(help="Sign-in: a TOML file with Streamlit's [auth] section (default: MIXPLAN_AUTH_FILE).")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Listen on a non-loopback address without sign-in.")] = False,
     db: DbOption = None,
 ) -> None:
     """Start the dashboard (Streamlit) at http://HOST:PORT, on the demo project at first start."""
+    from engine.auth_config import check_auth_file, check_exposure
+    from engine.config import Settings
+
+    auth_file = auth_file or Settings.from_env().auth_file
+    if auth_file is not None:
+        guarded(lambda: check_auth_file(auth_file))
+    guarded(lambda: check_exposure(host, auth_file, no_auth))
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     if db:
         env["MIXPLAN_DATABASE_URL"] = db  # the dashboard's process reads the store from its environment
-    typer.echo(f"mixplan dashboard: http://{host}:{port}  (Ctrl+C stops it)", err=True)
+    signin = "sign-in on" if auth_file else "no sign-in"
+    typer.echo(f"mixplan dashboard: http://{host}:{port}  ({signin}; Ctrl+C stops it)", err=True)
     sys.stdout.flush()
     # exec, not a child process: Ctrl+C and a kill reach Streamlit itself, nothing is left behind.
-    os.execve(sys.executable, streamlit_command(host, port), env)
+    os.execve(sys.executable, streamlit_command(host, port, auth_file), env)
 
 
 @app.command()
