@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.ui.cache import forget_cached_data
 from app.ui.state import current_project, flash, set_current_project, show_flash
+from app.ui.text import plain
 from engine.errors import MixplanError
 from engine.services.demo import DEMO_PROJECT, load_demo_project
 from engine.services.projects import create_project, delete_project, list_projects
@@ -66,9 +67,9 @@ if projects:
                           help="The Upload, Runs, Fit, Plan and Train pages work on this project.")
     summary = next(p for p in projects if p.name == choice)
     if summary.is_demo:
-        st.info(f"**Demo project.** {summary.description}", icon=":material/science:")
+        st.info(f"**Demo project.** {plain(summary.description)}", icon=":material/science:")
     elif summary.description:
-        st.caption(summary.description)
+        st.caption(plain(summary.description))
     cols = st.columns(3)
     cols[0].metric("Runs", summary.runs)
     cols[1].metric("Domains", summary.domains)

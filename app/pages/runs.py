@@ -12,6 +12,7 @@ from app.ui.cache import cached_curves, cached_runs, cached_targets, forget_cach
 from app.ui.charts import curves_chart, mixture_chart, mixture_frame
 from app.ui.errors import show_error
 from app.ui.state import require_project
+from app.ui.text import plain
 from engine.errors import MixplanError
 from engine.services.ingest import set_domain_metadata
 from engine.services.runs import list_domains
@@ -106,7 +107,7 @@ project = require_project()
 st.title("Runs")
 runs = cached_runs(project)
 if not runs:
-    st.info(f"Project **{project}** has no runs yet. Add logs on the **Upload** page.")
+    st.info(f"Project **{plain(project)}** has no runs yet. Add logs on the **Upload** page.")
     st.stop()
 
 domains = list(dict.fromkeys(d for r in runs for d in r.mixture))

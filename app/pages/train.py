@@ -6,7 +6,6 @@ reloads and never runs in the Streamlit thread; the jobs table polls the store.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -15,9 +14,16 @@ from app.ui.cache import forget_cached_data
 from app.ui.errors import show_error
 from app.ui.state import flash, require_project, show_flash
 from app.ui.train_charts import jobs_frame, trajectory_chart
+from app.ui.text import plain
 from engine.counts import parse_counts, parse_whole_count
 from engine.errors import MixplanError
-from engine.services.training import aioli_trajectories, default_data_dir, launch_background, list_jobs
+from engine.services.training import (
+    aioli_trajectories,
+    default_data_dir,
+    launch_background,
+    list_jobs,
+    server_data_path,
+)
 from engine.train.data import read_prepared
 from engine.train.model import MODEL_SIZES
 
@@ -40,18 +46,23 @@ def _launch(args: list[str], what: str) -> None:
     flash("success", f"Started {what} (process {pid}; log: {log_path}). Progress appears below.")
 
 
-data_dir = st.text_input(
-    "Prepared data folder", value=str(default_data_dir()), key="train_data_dir",
-    help="A folder made by `mixplan prepare-data --out DIR name=PATH ...`.",
+data_text = st.text_input(
+    "Prepared data folder", value=default_data_dir().name, key="train_data_dir",
+    help="A folder under the server's data root (MIXPLAN_DATA_ROOT), made by `mixplan prepare-data --out DIR ...`.",
 )
+try:
+    data_dir = str(server_data_path(data_text))
+except MixplanError as error:
+    show_error(error)
+    st.stop()
 try:
     prepared = read_prepared(data_dir)
 except MixplanError as error:
     prepared = None
-    st.info(f"{error}")
+    st.info(plain(error))
     if st.button("Build the demo corpus here", help="Python's own sources, docs and licence texts, "
                  "tokenised into this folder (runs in the background, a few seconds)."):
-        _launch(["demo-corpus", "--out", str(Path(data_dir).parent / "demo-corpus"), "--prepare-into", data_dir,
+        _launch(["demo-corpus", "--out", str(server_data_path("demo-corpus")), "--prepare-into", data_dir,
                  "--project", project], "the demo corpus")
         st.rerun()
 

@@ -7,6 +7,7 @@ import streamlit as st
 from app.ui.cache import forget_cached_data
 from app.ui.errors import show_error
 from app.ui.state import require_project
+from app.ui.text import plain
 from engine.errors import MixplanError
 from engine.services.ingest import IngestReport, ingest_uploads
 
@@ -38,7 +39,7 @@ def show_report(report: IngestReport) -> None:
     if report.notes:
         shown = report.notes[:NOTES_SHOWN]
         more = f"\n\n...and {len(report.notes) - len(shown)} more (listed below)." if len(report.notes) > len(shown) else ""
-        st.warning(f"{len(report.notes)} note(s) on this import:\n\n" + "\n".join(f"- {n}" for n in shown) + more,
+        st.warning(f"{len(report.notes)} note(s) on this import:\n\n" + "\n".join(f"- {plain(n)}" for n in shown) + more,
                    icon=":material/warning:")
         if more:
             with st.expander(f"All {len(report.notes)} notes"):
@@ -47,7 +48,7 @@ def show_report(report: IngestReport) -> None:
 
 project = require_project()
 st.title("Upload")
-st.caption(f"Logs go into project **{project}** (choose another on the Projects page).")
+st.caption(f"Logs go into project **{plain(project)}** (choose another on the Projects page).")
 
 with st.form("upload", clear_on_submit=False):
     files = st.file_uploader(

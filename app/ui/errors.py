@@ -7,13 +7,14 @@ from typing import Iterator
 
 import streamlit as st
 
+from app.ui.text import plain
 from engine.errors import InputError, MixplanError
 
 
 def show_error(error: MixplanError, *, nothing_changed: bool = False) -> None:
     """Show ``error`` in an error box; ``nothing_changed`` tells the user the store is as before."""
     prefix = "Rejected, nothing was imported. " if nothing_changed and isinstance(error, InputError) else ""
-    st.error(prefix + str(error), icon=":material/error:")
+    st.error(prefix + plain(error), icon=":material/error:")  # errors quote file names, columns and cells
 
 
 @contextmanager

@@ -57,4 +57,6 @@ def show_flash() -> None:
     message = st.session_state.pop(FLASH_KEY, None)
     if message is not None:
         kind, text = message
-        getattr(st, kind)(text)
+        from app.ui.text import plain
+
+        getattr(st, kind)(plain(text))  # flash messages quote project and run names

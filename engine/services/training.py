@@ -159,4 +159,21 @@ def aioli_trajectories(project: str, url: str | None = None) -> list[dict]:
 
 def default_data_dir() -> Path:
     """Where the Train page keeps the demo corpus's prepared data."""
-    return Settings.from_env().home / "data" / "demo-prepared"
+    return Settings.from_env().data_root / "demo-prepared"
+
+
+def server_data_path(text: str) -> Path:
+    """A folder the dashboard may read and fill: relative to the server's data root, or inside it.
+
+    The dashboard takes paths from visitors; only the data root (``MIXPLAN_DATA_ROOT``, default
+    ``$MIXPLAN_HOME/data``) is theirs to use. ``..``, absolute paths elsewhere and symlinks out of
+    the root are refused with the reason.
+    """
+    root = Settings.from_env().data_root.resolve()
+    if not text.strip():
+        raise InputError("the data folder is empty.", hint=f"give a folder under the data root {root}.")
+    path = (root / text.strip()).resolve()  # an absolute path replaces root; resolve() follows symlinks and ..
+    if path != root and not path.is_relative_to(root):
+        raise InputError(f"'{text.strip()}' is outside the server's data root {root}.",
+                         hint="use a folder under it; the server's administrator sets it with MIXPLAN_DATA_ROOT.")
+    return path

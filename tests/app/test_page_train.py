@@ -9,7 +9,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from engine.services.projects import create_project
-from engine.services.training import list_jobs, prepare
+from engine.services.training import default_data_dir, list_jobs, prepare
 from engine.train.loop import TrainSpec, train
 
 PAGE = Path(__file__).resolve().parents[2] / "app" / "pages" / "train.py"
@@ -26,19 +26,20 @@ def open_train_page(project: str) -> AppTest:
 
 
 def prepared_folder(tmp_path: Path, project: str) -> str:
+    """A prepared folder under the server's data root (where the page may read); returns its path there."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     sources = {}
     for name, text in {"alpha": "abc abd abe " * 80, "beta": "0123 4567 89 " * 80}.items():
         (corpus / f"{name}.jsonl").write_text("".join(json.dumps({"text": f"{i} {text}"}) + "\n" for i in range(5)))
         sources[name] = [str(corpus / f"{name}.jsonl")]
-    prepare(tmp_path / "prep", sources, project=project, val_fraction=0.3)
-    return str(tmp_path / "prep")
+    prepare(default_data_dir().parent / "prep", sources, project=project, val_fraction=0.3)
+    return "prep"
 
 
 def test_train_page_shows_jobs_of_the_project(tmp_path):
     create_project("t")
-    data = prepared_folder(tmp_path, "t")
+    data = str(default_data_dir().parent / prepared_folder(tmp_path, "t"))
     train(TrainSpec(project="t", data_dir=data, name="shown-run", tokens=2048, model="micro", seq_len=32,
                     mixture={"alpha": 0.5, "beta": 0.5}, evals=2))
     at = open_train_page("t")
@@ -54,6 +55,9 @@ def test_launching_a_sweep_runs_in_the_background(tmp_path):
     create_project("t")
     data = prepared_folder(tmp_path, "t")
     at = open_train_page("t")
+    at.text_input(key="train_data_dir").set_value("../../elsewhere").run()  # outside the server's data root
+    assert any("outside the server's data root" in e.value for e in at.error)
+    assert not any(df for df in at.dataframe if "domain" in df.value.columns)
     at.text_input(key="train_data_dir").set_value(data).run()
     assert not at.exception, at.exception
     domains = next(df.value for df in at.dataframe if "domain" in df.value.columns)
