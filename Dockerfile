@@ -1,15 +1,23 @@
-# mixplan dashboard: docker build -t mixplan . && docker run -p 8501:8501 -v mixplan-data:/data mixplan
-FROM python:3.11-slim
+# mixplan team server: the dashboard (and CLI) on a PostgreSQL store; see compose.yaml and README "Team deployment".
+# Build: podman build -t mixplan .   (docker build works the same)
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
-    MIXPLAN_HOME=/data
+    MIXPLAN_HOME=/data \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
 
-# CPU build of torch first, so installing mixplan does not pull the CUDA one.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.3"
+# The CPU build of torch first, so installing mixplan does not pull the CUDA one (GBs).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_SPEC="torch>=2.3"
+# hadolint ignore=DL3013
+RUN python3 -m venv /opt/venv \
+    && pip install --index-url "${TORCH_INDEX_URL}" --extra-index-url https://pypi.org/simple "${TORCH_SPEC}"
 
 WORKDIR /opt/mixplan
 COPY pyproject.toml README.md ./
@@ -17,15 +25,19 @@ COPY engine engine
 COPY app app
 COPY db db
 COPY examples examples
-COPY scripts scripts
 # Editable, like a source checkout: the demo logs under examples/ stay next to the code.
-RUN pip install -e . \
-    && useradd --create-home --uid 1000 mixplan \
-    && mkdir -p /data && chown mixplan /data
+# (Ranges, not pins: the versions pyproject.toml allows; DL3013.)
+# hadolint ignore=DL3013
+RUN pip install -e ".[auth]" \
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin mixplan \
+    && mkdir -p /data \
+    && chown mixplan /data
 
-USER mixplan
+USER 10001
 VOLUME /data
 EXPOSE 8501
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
-  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"
-CMD ["mixplan", "dashboard", "--host", "0.0.0.0", "--port", "8501"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"]
+# Migrations first (a fresh or older database is brought to the newest schema), then the dashboard.
+# Listening on 0.0.0.0 needs sign-in (MIXPLAN_AUTH_FILE, see README) or an explicit --no-auth.
+CMD ["sh", "-c", "mixplan db upgrade && exec mixplan dashboard --host 0.0.0.0 --port 8501"]
