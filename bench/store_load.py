@@ -155,8 +155,9 @@ def run_load(label: str, url: str, folder: Path) -> None:
         print(f"{op:<12}{len(lat):>6}{len(fails):>8}{p95(lat):>9.2f}{max(lat):>9.2f}  {kinds or '-'}")
     read = results[-1]
     print(f"runs stored {runs} (distinct names {distinct}; expected {expected_runs} if no upload failed, "
-          f"{upload_failures} upload(s) failed), measurements {measurements} (2 per run: "
-          f"{'ok' if measurements == 4 * runs else 'MISMATCH'}), import batches {batches}")
+          f"{upload_failures} upload(s) failed), measurements {measurements} (2 checkpoints x 2 targets per run: "
+          f"{'ok' if measurements == 4 * runs else 'MISMATCH'}), import batches {batches} "
+          f"(expected {1 + UPLOADERS * UPLOADS_EACH}: a repeated file adds none)")
     print(f"duplicates: {runs - distinct}; lost: {'none' if upload_failures or runs == expected_runs else expected_runs - runs}"
           f"; half-written fits seen by the reader: {read['half_written']} (of {read['fits_seen']} fits)")
 
