@@ -158,7 +158,8 @@ def run_load(label: str, url: str, folder: Path) -> None:
           f"{upload_failures} upload(s) failed), measurements {measurements} (2 checkpoints x 2 targets per run: "
           f"{'ok' if measurements == 4 * runs else 'MISMATCH'}), import batches {batches} "
           f"(expected {1 + UPLOADERS * UPLOADS_EACH}: a repeated file adds none)")
-    print(f"duplicates: {runs - distinct}; lost: {'none' if upload_failures or runs == expected_runs else expected_runs - runs}"
+    accepted = RUNS_PER_FILE + sum(r["runs_added"] for r in results if r["op"] == "upload")  # seed + reported
+    print(f"duplicates: {runs - distinct}; lost (reported added, not stored): {accepted - runs}"
           f"; half-written fits seen by the reader: {read['half_written']} (of {read['fits_seen']} fits)")
 
 
