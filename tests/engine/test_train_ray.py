@@ -42,7 +42,10 @@ class Cluster:
         self.sleeper = None
         self.prefix: list[str] = []
         if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
-            self.sleeper = subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && exec sleep 3600"])
+            self.sleeper = subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && echo up && exec sleep 3600"],
+                                            stdout=subprocess.PIPE, text=True)
+            # Wait for it: entering /proc/PID/ns/net before unshare ran would join this machine's namespace.
+            assert self.sleeper.stdout.readline().strip() == "up", "could not bring up lo in the namespace"
             self.prefix = ["nsenter", f"--net=/proc/{self.sleeper.pid}/ns/net"]
         self.ray = str(Path(sys.executable).with_name("ray"))
 
