@@ -39,7 +39,7 @@ def reexec_in_namespace() -> None:
     if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
         print("(no network namespace here: Ray binds the machine's address)", flush=True)
         return
-    env = dict(os.environ, MIXPLAN_BENCH_NETNS="1", RAY_USAGE_STATS_ENABLED="0")
+    env = dict(os.environ, MIXPLAN_BENCH_NETNS="1", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
     command = " ".join(map(json.dumps, [sys.executable, *sys.argv]))
     raise SystemExit(subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"],
                                     env=env).returncode)

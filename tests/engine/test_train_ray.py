@@ -38,7 +38,10 @@ class Cluster:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.faults = root / "faults"
-        self.env = {**os.environ, **write_faults(self.faults, {}), "RAY_USAGE_STATS_ENABLED": "0"}
+        # No token auth: the cluster is reachable only inside its namespace, and a token file left in
+        # ~/.ray by another Ray session would otherwise switch the head to tokens and lock the driver out.
+        self.env = {**os.environ, **write_faults(self.faults, {}), "RAY_USAGE_STATS_ENABLED": "0",
+                    "RAY_AUTH_MODE": "disabled"}
         self.sleeper = None
         self.prefix: list[str] = []
         if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
