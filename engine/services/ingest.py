@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine.actions import record_action
-from engine.errors import InputError, StoreError
+from engine.errors import InputError
 from engine.ingest.detect import Sniffed, check_size, first_data_row, olmix_half, sha256_file, sniff
 from engine.ingest.metadata import parse_tags, read_metadata_csv, read_metadata_yaml
 from engine.ingest.pairs import PairReader, olmix_half as olmix_layout, regmix_halves
