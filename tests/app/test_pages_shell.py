@@ -6,11 +6,13 @@ folder), so the first run is a first start: it loads the demo project.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.ui.text import plain
 from engine.services.ingest import ingest_files
 from engine.services.projects import create_project, list_projects
 
@@ -42,6 +44,11 @@ def counts() -> list[tuple[str, int, int, int]]:
     return [(p.name, p.runs, p.domains, p.targets) for p in list_projects()]
 
 
+def as_shown(markdown: str) -> str:
+    """The text a viewer reads: user text reaches Markdown escaped (app/ui/text.py), the browser drops the escapes."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def regmix_files(regmix_dir: Path) -> list[tuple[str, bytes, str]]:
     return [(name, (regmix_dir / name).read_bytes(), "text/csv")
             for name in ("train_mixture_1m.csv", "train_pile_loss_1m.csv")]
@@ -54,7 +61,7 @@ def test_first_start_shows_the_demo_project_with_its_runs():
     assert at.title[0].value == "Projects"
     assert at.selectbox(key="project_select").value == "demo"
     assert metric(at, "Runs") == str(demo.runs)
-    assert any(demo.description in info.value for info in at.info)
+    assert any(plain(demo.description) in info.value for info in at.info)  # escaped Markdown shows as typed
     table = at.dataframe[0].value
     assert list(table["project"]) == ["demo"] and list(table["runs"]) == [demo.runs]
 
@@ -137,7 +144,8 @@ def test_a_bad_upload_names_line_and_column_and_changes_nothing():
     assert not at.exception, at.exception
     (error,) = at.error
     assert "Rejected, nothing was imported" in error.value
-    assert "bad.csv" in error.value and "line 3" in error.value and "mix:code" in error.value
+    message = as_shown(error.value)
+    assert "bad.csv" in message and "line 3" in message and "mix:code" in message
     assert not at.success
     assert counts() == before
 
@@ -211,7 +219,8 @@ def test_an_unreachable_database_is_reported_not_raised(monkeypatch):
     monkeypatch.setenv("MIXPLAN_DATABASE_URL", "postgresql+psycopg://mixplan@127.0.0.1:1/nowhere")
     at = AppTest.from_file(str(ENTRY), default_timeout=TIMEOUT_SECONDS).run()
     assert not at.exception
-    assert "cannot open the database" in at.error[0].value and "MIXPLAN_DATABASE_URL" in at.error[0].value
+    message = as_shown(at.error[0].value)
+    assert "cannot open the database" in message and "MIXPLAN_DATABASE_URL" in message
 
 
 def test_upload_jsonl_runs_with_domain_metadata_through_the_page():
