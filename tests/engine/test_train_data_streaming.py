@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.errors import InputError
 from engine.train.data import PROGRESS, ValidationSplit, open_tokens, prepare_data, token_dtype
 from engine.train.demo_corpus import build_demo_corpus
 
@@ -195,3 +196,32 @@ def test_a_small_txt_file_is_one_document(tmp_path):
         (tmp_path / f"{i}.txt").write_text(f"doc {i}\n\nstill doc {i}\n")
     prepared = prepare_data(tmp_path / "out", {"t": [str(tmp_path)]}, max_document_bytes=1000)
     assert prepared.domains["t"].train_documents + prepared.domains["t"].val_documents == 3
+
+
+def test_the_validation_split_is_seeded_even_and_deterministic():
+    documents = [f"document {i}".encode() for i in range(20_000)]
+    for fraction in (0.05, 0.3):
+        rule = ValidationSplit(fraction, 0, "web")
+        held = [rule.held_out(d) for d in documents]
+        assert held == [ValidationSplit(fraction, 0, "web").held_out(d) for d in documents]
+        # Binomial standard deviation: 31 documents at 5%, 65 at 30%; 4 of them is a loose bound.
+        assert abs(sum(held) - fraction * len(documents)) < 4 * (len(documents) * fraction * (1 - fraction)) ** 0.5
+    base = [ValidationSplit(0.3, 0, "web").held_out(d) for d in documents]
+    for other in (ValidationSplit(0.3, 1, "web"), ValidationSplit(0.3, 0, "code")):
+        assert sum(a != b for a, b in zip(base, (other.held_out(d) for d in documents))) > 0.3 * len(documents)
+
+
+def test_jsonl_blank_lines_are_skipped_and_a_bad_line_is_named_in_a_later_chunk(tmp_path):
+    src = tmp_path / "d.jsonl"
+    lines = [json.dumps({"text": f"doc {i} " + "x" * 200}) for i in range(40)]
+    lines[7] = "  \r"
+    lines[10] = ""
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prepared = prepare_data(tmp_path / "out", {"d": [str(src)]}, chunk_bytes=1000)
+    d = prepared.domains["d"]
+    assert d.train_documents + d.val_documents == 38
+    lines[33] = '{"text": 5}'
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        prepare_data(tmp_path / "bad", {"d": [str(src)]}, chunk_bytes=1000)
+    assert err.value.row == 34 and "'text' is not a string" in str(err.value)
