@@ -15,6 +15,10 @@ it, each in a fresh subprocess, alternating ``--repeats`` times (best time kept)
   on each chunk and the array written to one output file (no parsing at all):
   the disk-and-copy floor any prep pays.
 
+With ``--baseline DIR`` (a checkout of older code, e.g. ``git worktree add /tmp/old 3100471``)
+the prep of that checkout runs too, in the same alternation, so old and new are measured
+under the same load.
+
 Peak resident set size (``ru_maxrss``) of each subprocess is reported with its
 growth over the RSS after its imports. The targets are a peak under 1 GB and a
 prep time within 2x of the reference. The input is in the page cache after
@@ -110,9 +114,11 @@ def write_domain(path: Path, size: int, doc_bytes: int, seed: int = 0) -> int:
     return documents
 
 
-def run(code: str, *args: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False)
+def run(code: str, *args: str, repo: Path = REPO) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    # cwd too: "python -c" puts the working directory ahead of PYTHONPATH on sys.path.
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False,
+                          cwd=repo)
     if done.returncode != 0:
         raise SystemExit(f"subprocess failed:\n{done.stderr}")
     return json.loads(done.stdout)
@@ -125,6 +131,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=16 << 20, help="Bytes of input a chunk (both commands).")
     parser.add_argument("--repeats", type=int, default=2, help="Runs of each command, alternating; best kept.")
     parser.add_argument("--formats", default="jsonl,txt", help="Input formats to generate, comma-separated.")
+    parser.add_argument("--baseline", default=None, help="A checkout of older code whose prep runs alongside.")
     parser.add_argument("--workdir", default=None, help="Folder for the temporary files (default: system temp).")
     args = parser.parse_args()
     size = parse_size(args.size)
@@ -142,23 +149,30 @@ def main() -> None:
             src = work / f"big.{fmt}"
             documents = write_domain(src, size, args.doc_bytes)
             mb = src.stat().st_size / 1e6
-            prep_runs, ref_runs = [], []
+            prep_runs, ref_runs, base_runs = [], [], []
+            order = ("prep", "ref") + (("base",) if args.baseline else ())
             for r in range(args.repeats):
-                for which in (("prep", "ref") if r % 2 == 0 else ("ref", "prep")):
+                for which in (order if r % 2 == 0 else order[::-1]):
                     out = work / f"{which}-{r}"
-                    runs, code = (prep_runs, PREP) if which == "prep" else (ref_runs, REFERENCE)
-                    runs.append(run(code, str(src), str(out), str(args.chunk)))
+                    runs, code = {"prep": (prep_runs, PREP), "ref": (ref_runs, REFERENCE),
+                                  "base": (base_runs, PREP)}[which]
+                    repo = Path(args.baseline).resolve() if which == "base" else REPO
+                    runs.append(run(code, str(src), str(out), str(args.chunk), repo=repo))
                     shutil.rmtree(out, ignore_errors=True)
                     Path(str(out) + ".bin").unlink(missing_ok=True)
             src.unlink()
             label = f"{mb:,.0f} MB .{fmt}, {documents:,} docs"
-            ratio = min(p["seconds"] for p in prep_runs) / min(r["seconds"] for r in ref_runs)
-            for name, runs in (("prepare_data (bytes)", prep_runs), ("np.frombuffer + write", ref_runs)):
+            ref_best = min(r["seconds"] for r in ref_runs)
+            ratio = min(p["seconds"] for p in prep_runs) / ref_best
+            rows = [("prepare_data (bytes)", prep_runs), ("np.frombuffer + write", ref_runs)]
+            if base_runs:
+                rows.append((f"baseline prepare_data ({Path(args.baseline).name})", base_runs))
+            for name, runs in rows:
                 best = min(x["seconds"] for x in runs)
                 peak = max(x["peak_kb"] for x in runs) / 1024
                 print(f"| {label} | {name} | {best:.2f} | {mb / best:,.0f} | {peak:,.0f} "
                       f"| {max(x['peak_kb'] - x['base_kb'] for x in runs) / 1024:,.0f} "
-                      f"| {f'{ratio:.2f}x' if name.startswith('prep') else ''} |")
+                      f"| {f'{best / ref_best:.2f}x' if 'prepare' in name else ''} |")
             peak_mb = max(p["peak_kb"] for p in prep_runs) / 1024
             prep = prep_runs[0]
             verdicts.append(
