@@ -144,6 +144,14 @@ def live_job(key: str, *, url: str | None = None) -> JobInfo | None:
         return None if row is None else _info(*row)
 
 
+def latest_job(key: str, *, url: str | None = None) -> JobInfo | None:
+    """The newest job with ``key`` in any state (a page shows its failure instead of asking again)."""
+    with session_scope(url) as s:
+        row = s.execute(select(Job, Project.name).join(Project, Project.id == Job.project_id)
+                        .where(Job.key == key).order_by(Job.id.desc()).limit(1)).first()
+        return None if row is None else _info(*row)
+
+
 def last_result(project: str, kind: str, key: str, *, url: str | None = None) -> tuple[JobInfo | None, bool]:
     """(newest finished ``kind`` job with a result, stale): the one with ``key`` when it exists (not stale),
     else the newest of the kind (stale: its settings or data differ from what is asked now)."""

@@ -104,7 +104,7 @@ def suggest_pending(project: str, budget_tokens: float, n: int, constraints: Con
     from engine.services.plans import plan_from_inputs, planning_inputs
 
     if n < 1 or n > 1000:
-        raise InputError(f"{n} suggested runs: ask for between 1 and 1000.", hint="e.g. 8")
+        raise InputError(f"--n {n}: ask for between 1 and 1000 suggested runs.", hint="e.g. --n 8")
     report(progress, "loading the laws", 0, 3)
     if inputs is None:
         inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params, url=url)
@@ -269,7 +269,7 @@ def pending_commands(pending: list[PendingView], *, project: str, data_dir: str 
 
 
 def train_specs(project: str, names: list[str], *, data_dir: str, model: str = "micro", seed: int = 0,
-                url: str | None = None) -> list:
+                tokens: int | None = None, url: str | None = None) -> list:
     """TrainSpecs of the named pending runs (for the trainer here); their domains must be the data's."""
     from engine.train.data import read_prepared
     from engine.train.loop import TrainSpec
@@ -287,20 +287,23 @@ def train_specs(project: str, names: list[str], *, data_dir: str, model: str = "
         if unknown:
             raise InputError(f"pending run {name} uses domains the data folder {data_dir} lacks: {', '.join(unknown)}.",
                              hint="prepare a folder with these domains, or run it elsewhere and upload the results.")
-        if not p.budget_tokens:
+        if not (tokens or p.budget_tokens):
             raise InputError(f"pending run {name} has no proxy budget (the project's runs state no tokens).",
                              hint="run it elsewhere and upload the results.")
-        specs.append(TrainSpec(project=project, data_dir=str(data_dir), name=name, tokens=int(p.budget_tokens),
+        specs.append(TrainSpec(project=project, data_dir=str(data_dir), name=name, tokens=int(tokens or p.budget_tokens),
                                mixture={d: v for d, v in p.mixture.items() if v > 0}, model=model, seed=seed))
     return specs
 
 
 def train_pending(project: str, names: list[str], *, data_dir: str, model: str = "micro", workers: int = 1,
-                  url: str | None = None, on_result: Callable | None = None) -> list:
-    """Train the named pending runs here (a sweep job), then complete them from their results."""
+                  tokens: int | None = None, url: str | None = None, on_result: Callable | None = None) -> list:
+    """Train the named pending runs here (a sweep job), then complete them from their results.
+
+    ``tokens`` overrides the proxy budget (a quick look); such a run is still matched by its name.
+    """
     from engine.services.training import sweep
 
-    specs = train_specs(project, names, data_dir=data_dir, model=model, url=url)
+    specs = train_specs(project, names, data_dir=data_dir, model=model, tokens=tokens, url=url)
     mark_running(project, names, url=url)
     try:
         outcomes = sweep(specs, workers=workers, url=url, on_result=on_result)
