@@ -15,7 +15,7 @@ import streamlit as st
 from app.ui.cache import cached_data_hash, cached_defaults, database_url, forget_cached_data
 from app.ui.errors import show_error
 from app.ui.jobs import job_status, loader, runner, show_failure
-from app.ui.state import flash, require_project, show_flash
+from app.ui.state import flash, link, require_project, show_flash
 from app.ui.style import number, tokens
 from engine.errors import MixplanError
 from engine.plan.budget import parse_count
@@ -44,7 +44,7 @@ except MixplanError as error:
     st.stop()
 if defaults.n_runs == 0:
     st.info("This project has no runs yet: the suggestions start from a fitted plan.", icon=":material/upload:")
-    st.page_link("pages/upload.py", label="Upload runs", icon=":material/upload:")
+    link("pages/upload.py", label="Upload runs", icon=":material/upload:")
     st.stop()
 
 completed = next_runs.match_results(project, url=url)
@@ -149,7 +149,7 @@ with tab_here:
     except MixplanError as error:
         prepared = None
         st.info(f"{error} Build one on the **Train** page.")
-        st.page_link("pages/train.py", label="Train page", icon=":material/model_training:")
+        link("pages/train.py", label="Train page", icon=":material/model_training:")
     if prepared is not None and open_runs:
         with st.form("run_here"):
             chosen = st.multiselect("Pending runs to train", [p.name for p in open_runs],

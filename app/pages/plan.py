@@ -15,7 +15,7 @@ from app.ui.errors import show_error
 from app.ui.jobs import job_status, laws_key, loaded_laws, loader, retry_wanted, runner, show_failure
 from app.ui.plan_charts import (epochs_chart, mixture_bars, objective_chart, objective_frame, sweep_chart,
                                 sweep_objective_chart)
-from app.ui.state import require_project
+from app.ui.state import link, require_project
 from app.ui.style import number, share, tokens
 from engine.errors import MixplanError
 from engine.plan.budget import parse_count
@@ -68,7 +68,7 @@ except MixplanError as error:
 if defaults.n_runs == 0:
     st.info("This project has no runs yet: upload your proxy runs' logs, then come back for the plan.",
             icon=":material/upload:")
-    st.page_link("pages/upload.py", label="Upload runs", icon=":material/upload:")
+    link("pages/upload.py", label="Upload runs", icon=":material/upload:")
     st.stop()
 
 budget_text = left.text_input("Token budget", value=tokens(defaults.budget_tokens), key=f"plan_budget_{project}",
@@ -227,7 +227,7 @@ else:
     what_if_section()
 
 st.subheader("Next runs to pay for")
-st.page_link("pages/next_runs.py", label="Suggest proxy runs that would narrow this interval", icon=":material/science:")
+link("pages/next_runs.py", label="Suggest proxy runs that would narrow this interval", icon=":material/science:")
 
 st.subheader("Export")
 cols = st.columns(len(FORMATS))

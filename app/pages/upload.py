@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from app.ui.cache import forget_cached_data
@@ -9,6 +11,7 @@ from app.ui.errors import show_error
 from app.ui.state import require_project
 from engine.errors import MixplanError
 from engine.services.ingest import IngestReport, ingest_uploads
+from engine.services.next_runs import match_results
 
 NOTES_SHOWN = 5  # a file with hundreds of renormalised rows gets one box, not hundreds
 ACCEPTED_SUFFIXES = ["csv", "tsv", "jsonl", "json", "yaml", "yml"]
@@ -21,6 +24,14 @@ FORMATS_HELP = """
 
 An import is all or nothing: a rejected file changes nothing, and importing the same content twice adds nothing.
 """
+
+
+OVERFLOW = re.compile(r"^\.\.\. and (\d+) more .*notes?$")  # how ingest summarises notes past its listing limit
+
+
+def note_count(notes: list[str]) -> int:
+    """Notes in the report, counting the ones summarised as '... and N more X notes' (303, not 21)."""
+    return sum(int(m.group(1)) if (m := OVERFLOW.match(n)) else 1 for n in notes)
 
 
 def show_report(report: IngestReport) -> None:
@@ -36,12 +47,14 @@ def show_report(report: IngestReport) -> None:
     cols[3].metric("Domains", report.domains)
     cols[4].metric("Targets", report.targets)
     if report.notes:
-        shown = report.notes[:NOTES_SHOWN]
-        more = f"\n\n...and {len(report.notes) - len(shown)} more (listed below)." if len(report.notes) > len(shown) else ""
-        st.warning(f"{len(report.notes)} note(s) on this import:\n\n" + "\n".join(f"- {n}" for n in shown) + more,
-                   icon=":material/warning:")
+        listed = [n for n in report.notes if not OVERFLOW.match(n)]
+        total = note_count(report.notes)
+        shown = listed[:NOTES_SHOWN]
+        more = f"\n\n...and {total - len(shown)} more (listed below)." if total > len(shown) else ""
+        st.warning(f"{total} note{'s' if total != 1 else ''} on this import:\n\n" + "\n".join(f"- {n}" for n in shown)
+                   + more, icon=":material/warning:")
         if more:
-            with st.expander(f"All {len(report.notes)} notes"):
+            with st.expander(f"All {total} notes"):
                 st.text("\n".join(report.notes))
 
 
@@ -73,3 +86,8 @@ if submitted:
             else:
                 forget_cached_data()
                 show_report(result)
+                completed = match_results(project)
+                if completed:
+                    st.success(f"These results complete {len(completed)} suggested run(s): {', '.join(completed)}. "
+                               "The plan uses them from now on.", icon=":material/science:")
+                    st.page_link("pages/next_runs.py", label="Next runs", icon=":material/science:")

@@ -58,3 +58,13 @@ def show_flash() -> None:
     if message is not None:
         kind, text = message
         getattr(st, kind)(text)
+
+
+def link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page; as bold text where the page runs without the app's navigation (a page file alone)."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.markdown(f"**{label}**")

@@ -120,3 +120,52 @@ def stored_fit_report(project: str, objective: str, laws: list[str], *, url: str
     n_runs = len((chosen[0].cv_predictions or {}).get("runs", []))
     return fits.FitReport(project, chosen[0].objective, chosen[0].data_hash, n_runs, rows, default,
                           overridden=default != fits.choose_default(rows))
+
+
+def law_change(project: str, objective: str, *, url: str | None = None) -> str | None:
+    """Why the default law is not what it was: when the CV winner on the current runs differs from the
+    winner on the previous data, one sentence with both laws' held-out Spearman and run counts."""
+    from sqlalchemy import select
+
+    from engine.laws.objective import parse_objective
+    from engine.store import LawFit, Project, session_scope
+    from engine.store.dataset import at_proxy_scale, load_dataset
+
+    with session_scope(url) as s:
+        dataset = at_proxy_scale(load_dataset(s, project))
+        spec = parse_objective(objective, dataset.targets, dataset.directions)
+        project_id = s.scalar(select(Project.id).where(Project.name == project))
+        rows = s.scalars(select(LawFit).where(LawFit.project_id == project_id, LawFit.objective == spec.key)
+                         .order_by(LawFit.id.desc())).all()
+        previous_hash = next((f.data_hash for f in rows if f.data_hash != dataset.data_hash), None)
+        if previous_hash is None:
+            return None
+
+        def newest(data_hash: str) -> dict:
+            found: dict = {}
+            for f in rows:
+                if f.data_hash == data_hash:
+                    found.setdefault(f.law, f)
+            return found
+
+        now, before = newest(dataset.data_hash), newest(previous_hash)
+        if not now or not before:
+            return None
+        winner_now = fits.choose_default([fits._row_from_fit(f, reused=True) for f in now.values()])
+        winner_before = fits.choose_default([fits._row_from_fit(f, reused=True) for f in before.values()])
+        if winner_now is None or winner_before is None or winner_now == winner_before:
+            return None
+
+        def rho(f) -> str:
+            value = (f.cv_metrics or {}).get("spearman")
+            return "n/a" if value is None else f"{value:.2f}"
+
+        def runs(f) -> int:
+            return len((f.cv_predictions or {}).get("runs", []))
+
+        then = (f"{winner_before} scores {rho(now[winner_before])} on them now" if winner_before in now
+                else f"{winner_before} is not fitted on them yet")
+        return (f"The default law changed from {winner_before} to {winner_now} because the runs changed: on the "
+                f"previous {runs(before[winner_before])} runs {winner_before} ranked held-out runs best (Spearman "
+                f"{rho(before[winner_before])}); on the current {runs(now[winner_now])} runs {winner_now} does "
+                f"(Spearman {rho(now[winner_now])}) and {then}. Pick a law below to keep one regardless.")
