@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.ui.bounds import parse_bounds
 from app.ui.cache import cached_data_hash, cached_defaults, cached_domain_table, database_url
 from app.ui.errors import show_error
 from app.ui.jobs import job_status, laws_key, loaded_laws, loader, retry_wanted, runner, show_failure
@@ -40,12 +41,14 @@ def constraints_table(domains: list[str], unique_tokens: list[float], tags: list
     })
 
 
-def constraints_from(table: pd.DataFrame, exclude_tags: str, max_epochs: float) -> Constraints:
+def constraints_from(table: pd.DataFrame, exclude_tags: str, max_epochs: float, bounds_text: str = "") -> Constraints:
+    """The table's bounds, then the typed ones (they win where both name a domain)."""
     def shares(column: str) -> dict[str, float]:
         return {row.domain: float(row[column]) for _, row in table.iterrows()
                 if row[column] is not None and not pd.isna(row[column])}
 
-    return Constraints(lower=shares("min"), upper=shares("max"), fixed=shares("fixed"),
+    lower, upper, fixed = parse_bounds(bounds_text, list(table["domain"]))
+    return Constraints(lower=shares("min") | lower, upper=shares("max") | upper, fixed=shares("fixed") | fixed,
                        exclude=tuple(table.loc[table["exclude"].astype(bool), "domain"]),
                        exclude_tags=tuple(t.strip() for t in exclude_tags.split(",") if t.strip()),
                        max_epochs=max_epochs or None)
@@ -83,6 +86,8 @@ objective = c1.selectbox("Objective", objectives, index=objectives.index(default
                          help="'mean' of all evaluation targets, or one target.")
 form = c2.radio("Repetition model", ["muennighoff", "goyal"], horizontal=True, key="plan_form",
                 help="Muennighoff et al. 2023 effective tokens, or Goyal et al. 2024's halving utility.")
+bounds_text = st.text_input("Bounds", value="", key=f"plan_bounds_{project}", placeholder="github >= 0.05, web <= 0.4",
+                            help="Comma-separated: domain >= share, domain <= share, or domain = share (fixed).")
 with st.expander("Constraints per domain", expanded=False):
     table = st.data_editor(constraints_table(info.domains, info.unique_tokens, info.tags),
                            key=f"plan_constraints_{project}", hide_index=True, disabled=["domain", "unique tokens", "tags"],
@@ -95,7 +100,7 @@ with st.expander("Constraints per domain", expanded=False):
 try:
     budget = parse_count(budget_text, flag="--budget")
     params = parse_count(params_text, what="model size", flag="--params") if params_text.strip() else None
-    constraints = constraints_from(table, exclude_tags, max_epochs)
+    constraints = constraints_from(table, exclude_tags, max_epochs, bounds_text)
 except MixplanError as error:
     show_error(error)
     st.stop()

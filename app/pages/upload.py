@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from app.ui.cache import forget_cached_data
 from app.ui.errors import show_error
 from app.ui.state import require_project
+from app.ui.style import OVERFLOW, note_count
 from engine.errors import MixplanError
 from engine.services.ingest import IngestReport, ingest_uploads
 from engine.services.next_runs import match_results
@@ -24,14 +23,6 @@ FORMATS_HELP = """
 
 An import is all or nothing: a rejected file changes nothing, and importing the same content twice adds nothing.
 """
-
-
-OVERFLOW = re.compile(r"^\.\.\. and (\d+) more .*notes?$")  # how ingest summarises notes past its listing limit
-
-
-def note_count(notes: list[str]) -> int:
-    """Notes in the report, counting the ones summarised as '... and N more X notes' (303, not 21)."""
-    return sum(int(m.group(1)) if (m := OVERFLOW.match(n)) else 1 for n in notes)
 
 
 def show_report(report: IngestReport) -> None:

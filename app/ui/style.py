@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+import re
 from collections.abc import Sequence
 
 import altair as alt
@@ -63,3 +64,11 @@ def share(value: float) -> str:
     """A share as a percentage with enough digits to see small ones: 0.0012 -> '0.12%'."""
     pct = 100.0 * value
     return f"{pct:.1f}%" if abs(pct) >= 1 or pct == 0 else f"{pct:.2g}%"
+
+
+OVERFLOW = re.compile(r"^\.\.\. and (\d+) more .*notes?$")  # how ingest summarises notes past its listing limit
+
+
+def note_count(notes: list[str]) -> int:
+    """Notes in an import report, counting those summarised as '... and N more X notes' (303, not 21)."""
+    return sum(int(m.group(1)) if (m := OVERFLOW.match(n)) else 1 for n in notes)
