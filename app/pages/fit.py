@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app.ui.cache import cached_data_hash, database_url
+from app.ui.cache import cached_data_hash, cached_law_change, database_url
 from app.ui.errors import stop_on_error
 from app.ui.fit_charts import domain_effect_chart, predicted_vs_actual_chart
 from app.ui.jobs import job_status, runner, show_failure
@@ -21,18 +21,13 @@ from engine.laws.registry import DEFAULT_LAWS
 from engine.services import fits
 from engine.services.jobs import job_key, last_result, latest_job, live_job
 from engine.services.runs import list_targets
-from engine.services.tasks import fit_report_from_dict, fit_settings, fit_work, law_change, stored_fit_report
+from engine.services.tasks import fit_report_from_dict, fit_settings, fit_work, stored_fit_report
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _stored_report(project: str, url: str, data_hash: str, objective: str, laws: tuple[str, ...],
                    overrides_version: int) -> fits.FitReport | None:
     return stored_fit_report(project, objective, list(laws), url=url)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _law_change(project: str, url: str, data_hash: str, objective: str) -> str | None:
-    return law_change(project, objective, url=url)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -129,7 +124,7 @@ st.dataframe(comparison_frame(report), hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(c, format="%.3f")
                             for c in ("Spearman", "Pearson", "MAE", "RMSE", "top-1 gap")})
 with stop_on_error():
-    change = _law_change(project, url, data_hash, report.objective)
+    change = cached_law_change(project, url, data_hash, report.objective)
 if change:
     st.info(change, icon=":material/swap_horiz:")
 

@@ -8,6 +8,8 @@ shows each round's plan: its predicted objective and the width of its interval.
 
 from __future__ import annotations
 
+import time
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -22,12 +24,13 @@ from engine.plan.budget import parse_count
 from engine.plan.constraints import Constraints
 from engine.services import next_runs
 from engine.services.ingest import ingest_uploads
-from engine.services.jobs import job_key, last_result, latest_job, list_jobs, live_job
+from engine.services.jobs import job_key, last_result, latest_job, list_jobs, live_job, request_cancel
 from engine.services.tasks import plan_from_result, plan_settings, plan_work, suggest_work
 from engine.services.training import default_data_dir, launch_background
 from engine.train.data import read_prepared
 
 TOP_DOMAINS = 8
+LAUNCH_GRACE_SECONDS = 30  # a trainer process needs a few seconds to create its job row
 
 project = require_project()
 url = database_url()
@@ -37,6 +40,12 @@ st.caption("Proxy runs that would most narrow the plan's interval: suggest them,
 show_flash()
 
 try:
+    completed = next_runs.match_results(project, url=url) + st.session_state.pop("next_completed", [])
+    if time.monotonic() - st.session_state.get("next_launched_at", 0.0) > LAUNCH_GRACE_SECONDS:
+        next_runs.reopen_stopped(project, url=url)  # a training that died leaves its runs to pick again
+    if completed:
+        forget_cached_data()
+        st.success(f"Results arrived for {', '.join(completed)}: the plan below uses them.", icon=":material/check_circle:")
     data_hash = cached_data_hash(project, url)
     defaults = cached_defaults(project, url, data_hash, 4.0)
 except MixplanError as error:
@@ -46,12 +55,6 @@ if defaults.n_runs == 0:
     st.info("This project has no runs yet: the suggestions start from a fitted plan.", icon=":material/upload:")
     link("pages/upload.py", label="Upload runs", icon=":material/upload:")
     st.stop()
-
-completed = next_runs.match_results(project, url=url)
-next_runs.reopen_stopped(project, url=url)
-if completed:
-    forget_cached_data()
-    st.success(f"Results arrived for {', '.join(completed)}: the plan below uses them.", icon=":material/check_circle:")
 
 # -- the plan now, at the default settings (a job when the data changed) ---------------------------
 settings = plan_settings(defaults.objective, defaults.budget_tokens, Constraints(max_epochs=defaults.max_epochs))
@@ -168,6 +171,7 @@ with tab_here:
                 flash("error", f"could not start the trainer: {error}")
             else:
                 next_runs.mark_running(project, chosen, url=url)
+                st.session_state["next_launched_at"] = time.monotonic()
                 flash("success", f"Training {len(chosen)} run(s) in the background (process {pid}).")
             st.rerun()
     elif prepared is not None:
@@ -175,14 +179,18 @@ with tab_here:
 
     @st.fragment(run_every=2.0)
     def trainings() -> None:
-        jobs = list_jobs(project, kinds=("train", "sweep"), limit=10, url=url)
-        live_runs = [j for j in jobs if j.live]
-        if live_runs:
-            for job in live_runs:
-                st.progress(min(max(job.progress, 0.0), 1.0), text=f"training ({job.kind} job {job.id}): {job.state}")
-            st.session_state["next_training"] = True
-        elif st.session_state.pop("next_training", False):
-            st.rerun()  # a training ended: match its results, refresh the plan
+        """Training progress; a finished pending run is matched here and the whole page reruns."""
+        done = next_runs.match_results(project, url=url)
+        if done:
+            st.session_state["next_completed"] = done
+            st.rerun()
+        jobs = list_jobs(project, kinds=("train", "sweep"), live_only=True, limit=10, url=url)
+        for job in jobs:
+            cols = st.columns([5, 1])
+            cols[0].progress(min(max(job.progress, 0.0), 1.0), text=f"training ({job.kind} job {job.id}): {job.state}")
+            if job.kind == "sweep" and cols[1].button("Cancel", key=f"next_cancel_{job.id}",
+                                                      disabled=job.cancel_requested):
+                request_cancel(job.id, url=url)
 
     trainings()
 

@@ -11,21 +11,22 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.bounds import parse_bounds
-from app.ui.cache import cached_data_hash, cached_defaults, cached_domain_table, database_url
+from app.ui.cache import cached_data_hash, cached_defaults, cached_domain_table, cached_law_change, database_url
 from app.ui.errors import show_error
 from app.ui.jobs import job_status, laws_key, loaded_laws, loader, retry_wanted, runner, show_failure
 from app.ui.plan_charts import (epochs_chart, mixture_bars, objective_chart, objective_frame, sweep_chart,
                                 sweep_objective_chart)
 from app.ui.state import link, require_project
-from app.ui.style import number, share, tokens
+from app.ui.style import difference, number, share, tokens
 from engine.errors import MixplanError
 from engine.plan.budget import parse_count
 from engine.plan.constraints import Constraints
 from engine.plan.exports import FORMATS, export
 from engine.plan.plan import what_if
 from engine.services.jobs import job_key, last_result, latest_job, live_job
-from engine.services.tasks import (plan_from_result, plan_settings, plan_work, sweep_from_result, sweep_grid,
-                                   sweep_settings, sweep_work)
+from engine.plan.sweep import budget_grid
+from engine.services.tasks import (plan_from_result, plan_settings, plan_work, sweep_from_result, sweep_settings,
+                                   sweep_work)
 
 EXPORT_FILES = {"json": "plan.json", "yaml": "plan.yaml", "megatron": "megatron_data_path.txt",
                 "hf": "interleave_datasets.py", "mosaic": "mosaic_streams.py", "csv": "plan_options.csv"}
@@ -139,11 +140,14 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Predicted objective", number(rec.objective, 4), help=f"90% interval from bootstrap refits: [{lo:.4f}, {hi:.4f}]")
 m2.metric("90% interval", f"[{number(lo, 4)}, {number(hi, 4)}]")
 m3.metric(f"vs best baseline ({best_baseline.name})", number(best_baseline.objective, 4),
-          delta=f"{rec.objective - best_baseline.objective:+.2g}", delta_color="inverse")
+          delta=difference(rec.objective - best_baseline.objective), delta_color="inverse")
 m4.metric("Distance to nearest run", "-" if rec.distance_to_nearest_run is None else number(rec.distance_to_nearest_run),
           help=f"Total-variation distance to run {rec.nearest_run}. Trust region: {plan.trust['rule']}")
 for note in plan.notes:
     st.info(note, icon=":material/info:")
+change = cached_law_change(project, url, data_hash, objective)
+if change:
+    st.info(change, icon=":material/swap_horiz:")
 st.caption(f"Budget {tokens(plan.budget_tokens)} tokens · law: {plan.law} (the CV winner unless chosen on the Fit page) · "
            f"repetition: {plan.repetition['note']} · spread of the optimum across bootstrap refits: "
            f"{plan.optimum_spread_tv:.3f} (mean TV) · plan id {plan.plan_id}")
@@ -166,7 +170,7 @@ st.subheader("Budget sweep")
 points = st.slider("Budgets in the grid", 4, 16, 8, key="plan_sweep_points",
                    help=f"From the proxy scale to the most the data can feed: {tokens(defaults.sweep_low)} to "
                         f"{tokens(defaults.sweep_high)} tokens.")
-budgets = sweep_grid(defaults.sweep_low, defaults.sweep_high, points)
+budgets = budget_grid(defaults.sweep_low, defaults.sweep_high, points)
 s_settings = sweep_settings(objective, budgets, constraints, model_params=params, repetition_form=form)
 s_key = job_key("budget-sweep", project, s_settings, data_hash)
 s_live = live_job(s_key, url=url)
@@ -223,7 +227,7 @@ else:
         w_lo, w_hi = option.objective_interval
         delta = option.objective - rec.objective
         st.metric("Predicted objective of the edited mixture", number(option.objective, 4),
-                  delta=f"{delta:+.2g} vs plan" if abs(delta) >= 5e-5 else "same as the plan", delta_color="inverse",
+                  delta=difference(delta, " vs plan"), delta_color="inverse",
                   help=f"90% interval [{w_lo:.4f}, {w_hi:.4f}]")
         st.caption(f"90% interval [{number(w_lo, 4)}, {number(w_hi, 4)}] · distance to nearest run "
                    f"{number(option.distance_to_nearest_run)} · edited mixture: "

@@ -82,6 +82,14 @@ def cached_domain_table(project: str, url: str, data_hash: str) -> DomainTable:
                        [d.tags for d in domains], [t.name for t in list_targets(project, url=url)])
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_law_change(project: str, url: str, data_hash: str, objective: str) -> str | None:
+    """Why the default law changed with the data (the Fit and Plan pages both say it)."""
+    from engine.services.tasks import law_change
+
+    return law_change(project, objective, url=url)
+
+
 def forget_cached_data() -> None:
     """After an import, a delete or an edit: every page reads the store again."""
     _runs.clear()

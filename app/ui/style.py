@@ -72,3 +72,10 @@ OVERFLOW = re.compile(r"^\.\.\. and (\d+) more .*notes?$")  # how ingest summari
 def note_count(notes: list[str]) -> int:
     """Notes in an import report, counting those summarised as '... and N more X notes' (303, not 21)."""
     return sum(int(m.group(1)) if (m := OVERFLOW.match(n)) else 1 for n in notes)
+
+
+def difference(value: float, unit: str = "") -> str | None:
+    """A metric delta for people: '+0.012' or None (no arrow) when it rounds to nothing at 4 decimals."""
+    if not math.isfinite(value) or abs(value) < 5e-5:
+        return None
+    return f"{value:+.2g}{unit}"

@@ -14,7 +14,7 @@ from typing import Callable
 
 from engine.plan.constraints import Constraints
 from engine.plan.plan import Plan
-from engine.plan.sweep import BudgetSweep, budget_grid, sweep_budgets
+from engine.plan.sweep import BudgetSweep, sweep_budgets
 from engine.progress import ProgressCallback, report
 from engine.services import fits
 from engine.services.jobs import call_with_progress
@@ -73,10 +73,6 @@ def sweep_work(project: str, settings: dict, load: InputsLoader) -> Callable[[Pr
                                   Constraints.from_dict(settings["constraints"]),
                                   objective=settings["objective"]).to_dict()
     return work
-
-
-def sweep_grid(low: float, high: float, points: int) -> list[float]:
-    return budget_grid(low, high, points)
 
 
 def suggest_work(project: str, settings: dict, n: int, load: InputsLoader, *,
