@@ -155,3 +155,37 @@ def test_migrations_match_the_models(tmp_path):
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+
+
+def test_a_server_killed_mid_job_leaves_a_failed_job_and_the_results_before_it(tmp_path):
+    """What a restarted dashboard sees: earlier results stay, the job that was running shows as failed."""
+    url = f"sqlite:///{tmp_path / 'restart.sqlite'}"
+    create_project("p", url=url)
+    record_result("p", "plan", "k-old", {"budget": 1}, {"answer": 1}, url=url)
+    script = f"""
+import sys, time
+from engine.progress import report
+from engine.services.jobs import JobRunner
+def work(progress):
+    for i in range(100000):
+        report(progress, "long", i, 100000)
+        time.sleep(0.05)
+runner = JobRunner()
+job_id, _ = runner.submit("p", "fit", {{"laws": ["a"]}}, work, url={url!r})
+print(job_id, flush=True)
+time.sleep(600)
+"""
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        job_id = int(server.stdout.readline())
+        deadline = time.monotonic() + 30
+        while get_job(job_id, url=url).state != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        server.kill()
+        server.wait()
+    jobs = {j.id: j for j in list_jobs("p", url=url)}
+    assert jobs[job_id].state == "failed" and "stopped unexpectedly" in jobs[job_id].error
+    job, stale = last_result("p", "plan", "k-old", url=url)
+    assert job.result == {"answer": 1} and not stale
