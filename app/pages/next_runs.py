@@ -142,6 +142,10 @@ st.dataframe(table, hide_index=True, width="stretch", key="next_pending_table",
              column_config={"tokens": st.column_config.NumberColumn("tokens", format="compact"),
                             **{c: st.column_config.NumberColumn(c, format="percent") for c in share_columns}})
 open_runs = [p for p in pending if p.state == "pending"]
+running = [p.name for p in pending if p.state == "running"]
+st.caption(f"{len(open_runs)} pending: {', '.join(p.name for p in open_runs) or 'none'}"
+           + (f" · training: {', '.join(running)}" if running else "")
+           + f" · {sum(p.state == 'done' for p in pending)} done.")
 
 tab_here, tab_elsewhere = st.tabs(["Run here", "Run elsewhere"])
 with tab_here:

@@ -198,8 +198,19 @@ if s_stored is not None:
 
 st.subheader("What if")
 inputs = loaded_laws().get(laws_key(url, project, data_hash, objective, params, form))
-if inputs is None or stale:
-    st.caption("The what-if answers once the laws for these settings are loaded (by the plan's job).")
+if stale:
+    st.caption("The what-if answers once the plan for these settings is ready.")
+elif inputs is None:
+    load_settings = {"objective": objective, "model_params": params, "repetition_form": form}
+    load = loader(url, data_hash)
+
+    def load_laws(progress) -> dict:
+        load(project, objective, params, form)  # kept in this server's memory for the sliders
+        return {}
+
+    job_id, _ = runner().submit(project, "load-laws", load_settings, load_laws, data_hash=data_hash, url=url)
+    st.caption("Loading the fitted laws for the what-if (a job; this server keeps them in memory).")
+    job_status(job_id, url, key="load_laws_job")
 else:
     @st.fragment
     def what_if_section() -> None:

@@ -46,6 +46,7 @@ LIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
 STORE_EVERY_SECONDS = 0.5  # progress events faster than this are kept in memory, not written
 HEARTBEAT_SECONDS = 10.0
+LONG_KINDS = ("fit", "budget-sweep")  # run in their own lane
 
 Work = Callable[[ProgressCallback], dict]
 
@@ -207,8 +208,10 @@ class JobRunner:
     error text; any other exception too, logged with its traceback.
     """
 
-    def __init__(self, max_workers: int = 2):
+    def __init__(self, max_workers: int = 2, long_workers: int = 1):
+        # Two lanes: a fit or a budget sweep (minutes) never makes a plan (seconds) wait for a worker.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mixplan-job")
+        self._long_pool = ThreadPoolExecutor(max_workers=long_workers, thread_name_prefix="mixplan-long-job")
         self._running: set[tuple[int, str | None]] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -237,7 +240,7 @@ class JobRunner:
             if existing is None:
                 raise
             return existing.id, True
-        self._pool.submit(self._run, job_id, work, url)
+        (self._long_pool if kind in LONG_KINDS else self._pool).submit(self._run, job_id, work, url)
         return job_id, False
 
     def _run(self, job_id: int, work: Work, url: str | None) -> None:
@@ -303,3 +306,4 @@ class JobRunner:
     def shutdown(self, wait: bool = True) -> None:
         self._stop.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._long_pool.shutdown(wait=wait, cancel_futures=True)

@@ -189,3 +189,15 @@ time.sleep(600)
     assert jobs[job_id].state == "failed" and "stopped unexpectedly" in jobs[job_id].error
     job, stale = last_result("p", "plan", "k-old", url=url)
     assert job.result == {"answer": 1} and not stale
+
+
+def test_a_long_fit_does_not_hold_up_a_plan(sqlite_url, runner):
+    create_project("p", url=sqlite_url)
+    release = threading.Event()
+    fit_id, _ = runner.submit("p", "fit", {}, lambda progress: release.wait(30) and {}, url=sqlite_url)
+    sweep_id, _ = runner.submit("p", "budget-sweep", {}, lambda progress: release.wait(30) and {}, url=sqlite_url)
+    plan_id, _ = runner.submit("p", "plan", {}, lambda progress: {"plan": 1}, url=sqlite_url)
+    assert wait_finished(plan_id, sqlite_url).result == {"plan": 1}
+    assert get_job(fit_id, url=sqlite_url).live and get_job(sweep_id, url=sqlite_url).state == "queued"
+    release.set()
+    assert wait_finished(sweep_id, sqlite_url).state == "done"
