@@ -180,7 +180,7 @@ if s_live is None and (s_stored is None or s_stale) and not stale:
     if s_newest is not None and s_newest.state in ("failed", "cancelled"):
         show_failure(s_newest, what="The budget sweep")
     else:
-        runner().submit(project, "budget-sweep", s_settings, sweep_work(project, s_settings, loader(url, data_hash)),
+        runner().submit(project, "budget-sweep", s_settings, sweep_work(project, s_settings, url=url),
                         data_hash=data_hash, url=url)
         s_live = live_job(s_key, url=url)
 if s_live is not None:

@@ -26,7 +26,9 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -199,19 +201,70 @@ def request_cancel(job_id: int, *, url: str | None = None) -> None:
             job.state, job.error = "cancelled", "cancelled by the user"
 
 
+def _finish(job_id: int, url: str | None, *, state: str, message: str, result: dict | None = None,
+            error: str | None = None) -> None:
+    with session_scope(url) as s:
+        job = s.get(Job, job_id)
+        job.state, job.message, job.error, job.heartbeat_at = state, message, error, utcnow()
+        if state == "done":
+            job.progress, job.result = 1.0, result
+
+
+def run_job(job_id: int, work: Work, url: str | None) -> None:
+    """Run ``work`` for the job row ``job_id``: state, throttled progress, cancellation, result or error.
+
+    Module-level so a worker process can run it (``work`` must then be picklable).
+    """
+    last_store = [0.0]
+
+    def progress(event: ProgressEvent) -> None:
+        now = time.monotonic()
+        if now - last_store[0] < STORE_EVERY_SECONDS and event.done < event.total:
+            return
+        last_store[0] = now
+        with session_scope(url) as s:
+            job = s.get(Job, job_id)
+            job.progress = event.fraction
+            job.message = f"{event.stage}: {event.message}" if event.message else event.stage
+            job.heartbeat_at = utcnow()
+            cancel = bool(job.cancel_requested)
+        if cancel:
+            raise Cancelled(f"job {job_id} cancelled")
+
+    try:
+        with session_scope(url) as s:
+            job = s.get(Job, job_id)
+            if job.cancel_requested:
+                raise Cancelled(f"job {job_id} cancelled before it started")
+            job.state, job.message, job.heartbeat_at = "running", "started", utcnow()
+        result = work(progress)
+        _finish(job_id, url, state="done", result=result or {}, message="done")
+    except Cancelled:
+        _finish(job_id, url, state="cancelled", error="cancelled by the user", message="cancelled")
+    except MixplanError as error:
+        _finish(job_id, url, state="failed", error=str(error), message="failed")
+    except Exception as error:  # noqa: BLE001  a worker must never die silently: the row says what broke
+        log.exception("job %s failed", job_id)
+        _finish(job_id, url, state="failed", error=f"{type(error).__name__}: {error}", message="failed")
+
+
 class JobRunner:
-    """Runs jobs in a few threads of this process and keeps their rows current.
+    """Runs jobs and keeps their rows current: quick ones (plan, suggest, loading laws) in threads of this
+    process, long ones (fit, budget sweep) in one worker process, each lane with its own workers.
 
     One runner per dashboard server (the app keeps it in ``st.cache_resource``).
     Work is a function of one argument, the progress callback, returning a small
-    JSON-able dict (the job's result). A :class:`MixplanError` becomes the job's
-    error text; any other exception too, logged with its traceback.
+    JSON-able dict (the job's result); long work must be picklable. A
+    :class:`MixplanError` becomes the job's error text; any other exception too,
+    logged with its traceback.
     """
 
-    def __init__(self, max_workers: int = 2, long_workers: int = 1):
+    def __init__(self, max_workers: int = 2, long_workers: int = 1, long_jobs_in_process: bool = True):
         # Two lanes: a fit or a budget sweep (minutes) never makes a plan (seconds) wait for a worker.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mixplan-job")
         self._long_pool = ThreadPoolExecutor(max_workers=long_workers, thread_name_prefix="mixplan-long-job")
+        self._processes: ProcessPoolExecutor | None = None
+        self._in_process_long = long_jobs_in_process
         self._running: set[tuple[int, str | None]] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -240,55 +293,41 @@ class JobRunner:
             if existing is None:
                 raise
             return existing.id, True
-        (self._long_pool if kind in LONG_KINDS else self._pool).submit(self._run, job_id, work, url)
+        if kind in LONG_KINDS and self._in_process_long:
+            self._long_pool.submit(self._run_in_process, job_id, work, url)
+        else:
+            (self._long_pool if kind in LONG_KINDS else self._pool).submit(self._run, job_id, work, url)
         return job_id, False
 
     def _run(self, job_id: int, work: Work, url: str | None) -> None:
         with self._lock:
             self._running.add((job_id, url))
-        last_store = [0.0]
-
-        def progress(event: ProgressEvent) -> None:
-            now = time.monotonic()
-            if now - last_store[0] < STORE_EVERY_SECONDS and event.done < event.total:
-                return
-            last_store[0] = now
-            with session_scope(url) as s:
-                job = s.get(Job, job_id)
-                job.progress = event.fraction
-                job.message = f"{event.stage}: {event.message}" if event.message else event.stage
-                job.heartbeat_at = utcnow()
-                cancel = bool(job.cancel_requested)
-            if cancel:
-                raise Cancelled(f"job {job_id} cancelled")
-
         try:
-            with session_scope(url) as s:
-                job = s.get(Job, job_id)
-                if job.cancel_requested:
-                    raise Cancelled(f"job {job_id} cancelled before it started")
-                job.state, job.message, job.heartbeat_at = "running", "started", utcnow()
-            result = work(progress)
-            self._finish(job_id, url, state="done", result=result or {}, message="done")
-        except Cancelled:
-            self._finish(job_id, url, state="cancelled", error="cancelled by the user", message="cancelled")
-        except MixplanError as error:
-            self._finish(job_id, url, state="failed", error=str(error), message="failed")
-        except Exception as error:  # noqa: BLE001  a worker must never die silently: the row says what broke
-            log.exception("job %s failed", job_id)
-            self._finish(job_id, url, state="failed", error=f"{type(error).__name__}: {error}", message="failed")
+            run_job(job_id, work, url)
         finally:
             with self._lock:
                 self._running.discard((job_id, url))
 
-    @staticmethod
-    def _finish(job_id: int, url: str | None, *, state: str, message: str, result: dict | None = None,
-                error: str | None = None) -> None:
-        with session_scope(url) as s:
-            job = s.get(Job, job_id)
-            job.state, job.message, job.error, job.heartbeat_at = state, message, error, utcnow()
-            if state == "done":
-                job.progress, job.result = 1.0, result
+    def _run_in_process(self, job_id: int, work: Work, url: str | None) -> None:
+        """A long job in the worker process (its own interpreter: a fit never holds the server's GIL);
+        this thread keeps the heartbeat and notices a worker that died."""
+        with self._lock:
+            self._running.add((job_id, url))
+        try:
+            with self._lock:
+                if self._processes is None:
+                    self._processes = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+                processes = self._processes
+            try:
+                processes.submit(run_job, job_id, work, url).result()
+            except BrokenProcessPool:
+                with self._lock:
+                    self._processes = None  # a fresh worker for the next long job
+                _finish(job_id, url, state="failed", message="failed",
+                        error="the worker process died (out of memory, or killed); ask for it again.")
+        finally:
+            with self._lock:
+                self._running.discard((job_id, url))
 
     def _beat_forever(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
@@ -307,3 +346,5 @@ class JobRunner:
         self._stop.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
         self._long_pool.shutdown(wait=wait, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=wait, cancel_futures=True)

@@ -10,6 +10,7 @@ and a second tab asking for the same thing agree on the key.
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from typing import Callable
 
 from engine.plan.constraints import Constraints
@@ -46,12 +47,15 @@ def default_loader(url: str | None) -> InputsLoader:
 
 
 def fit_work(project: str, settings: dict, *, url: str | None = None) -> Callable[[ProgressCallback], dict]:
-    def work(progress: ProgressCallback) -> dict:
-        report(progress, "fitting laws", 0, 1)
-        result = call_with_progress(fits.fit_project, progress, project, objective=settings["objective"],
-                                    laws=list(settings["laws"]), url=url)
-        return fit_report_to_dict(result)
-    return work
+    """Picklable: the runner runs fits in a worker process."""
+    return partial(_fit, project, settings, url)
+
+
+def _fit(project: str, settings: dict, url: str | None, progress: ProgressCallback) -> dict:
+    report(progress, "fitting laws", 0, 1)
+    result = call_with_progress(fits.fit_project, progress, project, objective=settings["objective"],
+                                laws=list(settings["laws"]), url=url)
+    return fit_report_to_dict(result)
 
 
 def plan_work(project: str, settings: dict, load: InputsLoader, *, url: str | None = None) -> Callable[[ProgressCallback], dict]:
@@ -65,14 +69,16 @@ def plan_work(project: str, settings: dict, load: InputsLoader, *, url: str | No
     return work
 
 
-def sweep_work(project: str, settings: dict, load: InputsLoader) -> Callable[[ProgressCallback], dict]:
-    def work(progress: ProgressCallback) -> dict:
-        report(progress, "loading the laws", 0, 1)
-        inputs = load(project, settings["objective"], settings["model_params"], settings["repetition_form"])
-        return call_with_progress(sweep_budgets, progress, inputs.model, inputs.context, list(settings["budgets"]),
-                                  Constraints.from_dict(settings["constraints"]),
-                                  objective=settings["objective"]).to_dict()
-    return work
+def sweep_work(project: str, settings: dict, *, url: str | None = None) -> Callable[[ProgressCallback], dict]:
+    """Picklable: the runner runs budget sweeps in a worker process (which loads the laws itself)."""
+    return partial(_sweep, project, settings, url)
+
+
+def _sweep(project: str, settings: dict, url: str | None, progress: ProgressCallback) -> dict:
+    report(progress, "loading the laws", 0, 1)
+    inputs = default_loader(url)(project, settings["objective"], settings["model_params"], settings["repetition_form"])
+    return call_with_progress(sweep_budgets, progress, inputs.model, inputs.context, list(settings["budgets"]),
+                              Constraints.from_dict(settings["constraints"]), objective=settings["objective"]).to_dict()
 
 
 def suggest_work(project: str, settings: dict, n: int, load: InputsLoader, *,

@@ -29,7 +29,7 @@ def wait_finished(job_id: int, url: str, seconds: float = 30.0):
 
 @pytest.fixture
 def runner():
-    r = JobRunner(max_workers=2)
+    r = JobRunner(max_workers=2, long_jobs_in_process=False)  # the tests' work is local functions
     yield r
     r.shutdown()
 
@@ -170,7 +170,7 @@ def work(progress):
     for i in range(100000):
         report(progress, "long", i, 100000)
         time.sleep(0.05)
-runner = JobRunner()
+runner = JobRunner(long_jobs_in_process=False)
 job_id, _ = runner.submit("p", "fit", {{"laws": ["a"]}}, work, url={url!r})
 print(job_id, flush=True)
 time.sleep(600)
@@ -201,3 +201,27 @@ def test_a_long_fit_does_not_hold_up_a_plan(sqlite_url, runner):
     assert get_job(fit_id, url=sqlite_url).live and get_job(sweep_id, url=sqlite_url).state == "queued"
     release.set()
     assert wait_finished(sweep_id, sqlite_url).state == "done"
+
+
+def test_a_fit_runs_in_the_worker_process_and_stores_its_report(sqlite_url, tmp_path):
+    import numpy as np
+
+    from engine.services.ingest import ingest_files
+    from engine.services.tasks import fit_report_from_dict, fit_settings, fit_work
+
+    rng = np.random.default_rng(0)
+    lines = ["run_id,tokens,mix:a,mix:b,loss:a"]
+    for i, p in enumerate(rng.dirichlet(np.ones(2), 12)):
+        lines.append(f"r{i},1000,{p[0]:.6f},{p[1]:.6f},{2 + p[1] + rng.normal(0, .01):.5f}")
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    ingest_files("p", [tmp_path / "runs.csv"], url=sqlite_url)
+    runner = JobRunner()
+    try:
+        settings = fit_settings("mean", ["linear"])
+        job_id, _ = runner.submit("p", "fit", settings, fit_work("p", settings, url=sqlite_url), url=sqlite_url)
+        job = wait_finished(job_id, sqlite_url, seconds=240)
+    finally:
+        runner.shutdown()
+    assert job.state == "done", job.error
+    report = fit_report_from_dict(job.result)
+    assert [r.law for r in report.rows] == ["linear"] and report.default_law == "linear" and report.n_runs == 12
