@@ -159,8 +159,9 @@ with tab_here:
         link("pages/train.py", label="Train page", icon=":material/model_training:")
     if prepared is not None and open_runs:
         with st.form("run_here"):
+            # Keyed on the open runs: when one finishes, the choice starts again from the next one.
             chosen = st.multiselect("Pending runs to train", [p.name for p in open_runs],
-                                    default=[open_runs[-1].name], key="next_chosen")
+                                    default=[open_runs[-1].name], key=f"next_chosen_{len(open_runs)}")
             cols = st.columns(2)
             tokens_text = cols[0].text_input("Tokens per run", value=tokens(open_runs[-1].budget_tokens),
                                              help="The proxy scale by default; fewer for a quick look.")

@@ -80,7 +80,7 @@ def test_suggest_download_train_here_and_the_plan_moves(tmp_path):
     # Train one here, tiny, in the background: it completes its pending row and the plan refreshes.
     at.text_input(key="next_data_dir").set_value(data).run()
     assert not at.exception, at.exception
-    at.multiselect(key="next_chosen").set_value(["next-r1-01"])
+    next(m for m in at.multiselect if m.label == "Pending runs to train").set_value(["next-r1-01"])
     next(t for t in at.text_input if t.label == "Tokens per run").set_value("1024")
     next(b for b in at.button if b.label == "Train them here").click().run()
     assert not at.exception, at.exception

@@ -109,11 +109,11 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
 
     # 4. Plan at 25B, then github >= 0.05: the plan is computed as a job and shown.
     nav(page, "Plan")
-    budget = page.get_by_label("Token budget")
+    budget = page.get_by_role("textbox", name="Token budget")
     budget.fill("25B")
     budget.press("Enter")
     expect(page.get_by_text("Budget 25B tokens", exact=False)).to_be_visible(timeout=FIT_MS)
-    bounds = page.get_by_label("Bounds")
+    bounds = page.get_by_role("textbox", name="Bounds")
     bounds.fill("github >= 0.05")
     bounds.press("Enter")
     expect(page.get_by_text("Shown: the last plan", exact=False)).to_have_count(0, timeout=FIT_MS)
@@ -145,7 +145,7 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     expect(page.get_by_role("button", name="Launch sweep")).to_be_visible(timeout=300_000)  # the page updates itself
 
     nav(page, "Next runs")
-    page.get_by_label("Tokens per run").fill("16k")
+    page.get_by_role("textbox", name="Tokens per run").fill("16k")
     page.get_by_role("button", name="Train them here").click()
     expect(page.get_by_text("Training 1 run(s)", exact=False)).to_be_visible()
     expect(page.get_by_text("Results arrived for next-r1-04", exact=False)).to_be_visible(timeout=600_000)
@@ -156,7 +156,7 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     page.screenshot(path=str(shots / "next_runs.png"))
 
     # 7. Reload in the middle of a job: it is still running, from the store; then cancel it.
-    page.get_by_label("Tokens per run").fill("5M")
+    page.get_by_role("textbox", name="Tokens per run").fill("5M")
     page.get_by_role("button", name="Train them here").click()
     expect(page.get_by_text("training (sweep job", exact=False)).to_be_visible()
     page.reload()
