@@ -20,7 +20,7 @@ from app.ui.jobs import job_status, loader, runner, show_failure
 from app.ui.state import flash, link, require_project, show_flash
 from app.ui.style import number, tokens
 from engine.errors import MixplanError
-from engine.plan.budget import parse_count
+from engine.counts import parse_count
 from engine.plan.constraints import Constraints
 from engine.services import next_runs
 from engine.services.ingest import ingest_uploads
@@ -110,7 +110,7 @@ with st.form("suggest_form"):
     asked = st.form_submit_button("Suggest runs", type="primary")
 if asked:
     try:
-        budget = parse_count(budget_text, flag="--budget")
+        budget = parse_count(budget_text, what="a budget", flag="--budget")
     except MixplanError as error:
         show_error(error)
     else:

@@ -19,7 +19,7 @@ from app.ui.plan_charts import (epochs_chart, mixture_bars, objective_chart, obj
 from app.ui.state import link, require_project
 from app.ui.style import difference, number, share, tokens
 from engine.errors import MixplanError
-from engine.plan.budget import parse_count
+from engine.counts import parse_count
 from engine.plan.constraints import Constraints
 from engine.plan.exports import FORMATS, export
 from engine.plan.plan import what_if
@@ -99,8 +99,8 @@ with st.expander("Constraints per domain", expanded=False):
                                  placeholder="license=noncommercial", key="plan_exclude_tags")
 
 try:
-    budget = parse_count(budget_text, flag="--budget")
-    params = parse_count(params_text, what="model size", flag="--params") if params_text.strip() else None
+    budget = parse_count(budget_text, what="a budget", flag="--budget")
+    params = parse_count(params_text, what="a model size", flag="--params") if params_text.strip() else None
     constraints = constraints_from(table, exclude_tags, max_epochs, bounds_text)
 except MixplanError as error:
     show_error(error)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from engine.config import Settings
 from engine.services.defaults import ProjectDefaults, project_defaults
-from engine.services.plans import project_data_hash
+from engine.services.projects import project_data_hash
 from engine.services.runs import (CurveTable, RunSummary, TargetInfo, learning_curves, list_domains, list_runs,
                                   list_targets)
 

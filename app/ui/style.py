@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import altair as alt
 
-from engine.plan.budget import format_count
+from engine.counts import format_count
 
 # The same option has the same colour on every chart of every page.
 OPTION_COLORS = {"plan": "#d62728", "uniform": "#7f7f7f", "natural": "#1f77b4", "unimax": "#2ca02c",

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from engine.cli._app import app, emit_json, guarded
-from engine.plan.budget import format_count
+from engine.counts import format_count
 
 
 def print_pending(project: str, *, as_json: bool, db: str | None) -> None:

@@ -191,10 +191,11 @@ def suggest_command(
         from engine.cli.next_runs import store_suggested
         from engine.services.next_runs import pending_csv
 
-        model_params = parse_count(params, what="model size", flag="--params") if params else None
-        pending = store_suggested(project, parse_count(budget), n,
+        model_params = parse_count(params, what="a model size", flag="--params") if params else None
+        pending = store_suggested(project, parse_count(budget, what="a budget", flag="--budget"), n,
                                   build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
-                                  objective=objective, law=law, model_params=model_params, seed=seed, db=None)
+                                  objective=objective, law=law, model_params=model_params,
+                                  seed=seed_or_default(seed), db=db)
         if as_json:
             emit_json({"round": pending[0].round if pending else None,
                        "pending": [{"run_id": p.name, "mixture": p.mixture, "tokens": p.budget_tokens,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.plan.budget import format_count
+from engine.counts import format_count
 from engine.store import session_scope
 from engine.store.dataset import load_dataset, proxy_scale_tokens
 

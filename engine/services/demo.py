@@ -116,7 +116,8 @@ def plan_demo(*, url: str | None = None) -> int:
     from engine.plan.constraints import Constraints
     from engine.services.defaults import project_defaults
     from engine.services.jobs import job_key, record_result
-    from engine.services.plans import make_project_plan, project_data_hash
+    from engine.services.plans import make_project_plan
+    from engine.services.projects import project_data_hash
     from engine.services.tasks import plan_settings
 
     defaults = project_defaults(DEMO_PROJECT, url=url)
