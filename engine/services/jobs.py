@@ -40,6 +40,7 @@ from engine.errors import InputError, MixplanError
 from engine.progress import Cancelled, ProgressCallback, ProgressEvent
 from engine.store import Job, Project, session_scope
 from engine.store.models import utcnow
+from engine.store.queries import project_id
 from engine.train.jobs import aware, mark_stale_jobs, process_alive
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,6 @@ def _info(job: Job, project: str) -> JobInfo:
                    aware(job.created_at), aware(job.updated_at))
 
 
-def _project_id(session, project: str) -> int:
-    pid = session.scalar(select(Project.id).where(Project.name == project))
-    if pid is None:
-        raise InputError(f"no project named '{project}'.", hint="pick one on the Projects page.")
-    return pid
-
-
 def get_job(job_id: int, *, url: str | None = None) -> JobInfo | None:
     with session_scope(url) as s:
         row = s.execute(select(Job, Project.name).join(Project, Project.id == Job.project_id)
@@ -173,7 +167,7 @@ def record_result(project: str, kind: str, key: str, settings: dict, result: dic
                   url: str | None = None) -> int:
     """Store work done elsewhere (e.g. the demo's plan, computed at load) as a finished job."""
     with session_scope(url) as s:
-        job = Job(project_id=_project_id(s, project), kind=kind, key=key, state="done", progress=1.0,
+        job = Job(project_id=project_id(s, project), kind=kind, key=key, state="done", progress=1.0,
                   config={"settings": settings, "host": socket.gethostname()}, pid=os.getpid(),
                   heartbeat_at=utcnow(), result=result, message="done")
         s.add(job)
@@ -281,7 +275,7 @@ class JobRunner:
             return existing.id, True
         try:
             with session_scope(url) as s:
-                job = Job(project_id=_project_id(s, project), kind=kind, key=key, state="queued", progress=0.0,
+                job = Job(project_id=project_id(s, project), kind=kind, key=key, state="queued", progress=0.0,
                           config={"settings": settings, "data_hash": data_hash, "host": socket.gethostname(),
                                   "runner": True},
                           pid=os.getpid(), heartbeat_at=utcnow(), message="waiting for a free worker")

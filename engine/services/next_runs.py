@@ -27,8 +27,9 @@ from engine.plan.exports import write_csv
 from engine.plan.plan import Plan
 from engine.plan.suggest import Suggestion, suggest_runs
 from engine.progress import ProgressCallback, report
-from engine.store import PendingRun, Plan as PlanRow, Project, Run, session_scope
+from engine.store import PendingRun, Plan as PlanRow, Run, session_scope
 from engine.store.dataset import load_dataset, proxy_scale_tokens
+from engine.store.queries import find_project
 from engine.train.jobs import aware
 
 MIXTURE_MATCH_TOLERANCE = 2e-3  # largest share difference for an uploaded run to count as a pending mixture
@@ -62,13 +63,6 @@ class RoundView:
     interval_width: float | None
 
 
-def _project(session, project: str) -> Project:
-    row = session.scalar(select(Project).where(Project.name == project))
-    if row is None:
-        raise InputError(f"no project named '{project}'.", hint="create it on the Projects page or with `mixplan create-project`.")
-    return row
-
-
 def reason_for(spread: float, distance_to_plan: float) -> str:
     return (f"the bootstrap refits disagree by {spread:.3g} (std of the objective) here, "
             f"{distance_to_plan:.3f} TV from the plan's mixture")
@@ -78,7 +72,7 @@ def store_suggestion(project: str, plan: Plan, suggestion: Suggestion, *, budget
                      url: str | None = None) -> list[PendingView]:
     """Store the suggested mixtures as pending runs of a new round (the plan must be stored: its id)."""
     with session_scope(url) as s:
-        p = _project(s, project)
+        p = find_project(s, project)
         last = s.scalar(select(func.max(PendingRun.round)).where(PendingRun.project_id == p.id)) or 0
         round_ = int(last) + 1
         rows = []
@@ -129,7 +123,7 @@ def list_pending(project: str, *, states: tuple[str, ...] | None = None, round_:
                  url: str | None = None) -> list[PendingView]:
     """Pending runs of ``project`` (newest round first), optionally only some states or one round."""
     with session_scope(url) as s:
-        p = _project(s, project)
+        p = find_project(s, project)
         query = (select(PendingRun, Run.name).outerjoin(Run, Run.id == PendingRun.run_id)
                  .where(PendingRun.project_id == p.id).order_by(PendingRun.round.desc(), PendingRun.name))
         if states:
@@ -150,7 +144,7 @@ def match_results(project: str, *, url: str | None = None) -> list[str]:
     Returns the names of the pending runs completed now."""
     completed = []
     with session_scope(url) as s:
-        p = _project(s, project)
+        p = find_project(s, project)
         open_rows = s.scalars(select(PendingRun).where(PendingRun.project_id == p.id,
                                                        PendingRun.state.in_(PENDING_STATES))).all()
         if not open_rows:
@@ -175,7 +169,7 @@ def match_results(project: str, *, url: str | None = None) -> list[str]:
 
 def mark_running(project: str, names: list[str], *, url: str | None = None) -> None:
     with session_scope(url) as s:
-        p = _project(s, project)
+        p = find_project(s, project)
         for row in s.scalars(select(PendingRun).where(PendingRun.project_id == p.id, PendingRun.name.in_(names))):
             if row.state == "pending":
                 row.state = "running"
@@ -186,7 +180,7 @@ def reopen_stopped(project: str, *, url: str | None = None) -> list[str]:
     from engine.store import Job
 
     with session_scope(url) as s:
-        p = _project(s, project)
+        p = find_project(s, project)
         rows = s.scalars(select(PendingRun).where(PendingRun.project_id == p.id, PendingRun.state == "running")).all()
         if not rows:
             return []
@@ -203,7 +197,7 @@ def rounds(project: str, *, url: str | None = None) -> list[RoundView]:
     """Per round: how many runs, how many done, and the plan's prediction and interval width at that round;
     a last entry "now" for the newest plan with the same objective and budget when it is newer."""
     with session_scope(url) as s:
-        p = _project(s, project)
+        p = find_project(s, project)
         rows = s.execute(select(PendingRun.round, PendingRun.state, PendingRun.plan_id)
                          .where(PendingRun.project_id == p.id).order_by(PendingRun.round)).all()
         by_round: dict[int, dict] = {}
