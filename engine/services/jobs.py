@@ -22,21 +22,23 @@ import inspect
 import json
 import logging
 import os
+import pickle
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import InputError, MixplanError
+from engine.errors import MixplanError
 from engine.progress import Cancelled, ProgressCallback, ProgressEvent
 from engine.store import Job, Project, session_scope
 from engine.store.models import utcnow
@@ -49,7 +51,9 @@ LIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
 STORE_EVERY_SECONDS = 0.5  # progress events faster than this are kept in memory, not written
 HEARTBEAT_SECONDS = 10.0
-LONG_KINDS = ("fit", "budget-sweep")  # run in their own lane
+LONG_KINDS = ("fit", "budget-sweep")  # run in their own lane, in a child interpreter
+CHILD = ("import pickle, sys; from engine.services.jobs import run_job; "
+         "run_job(*pickle.loads(sys.stdin.buffer.read()))")
 
 Work = Callable[[ProgressCallback], dict]
 
@@ -257,7 +261,6 @@ class JobRunner:
         # Two lanes: a fit or a budget sweep (minutes) never makes a plan (seconds) wait for a worker.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mixplan-job")
         self._long_pool = ThreadPoolExecutor(max_workers=long_workers, thread_name_prefix="mixplan-long-job")
-        self._processes: ProcessPoolExecutor | None = None
         self._in_process_long = long_jobs_in_process
         self._running: set[tuple[int, str | None]] = set()
         self._lock = threading.Lock()
@@ -303,22 +306,24 @@ class JobRunner:
                 self._running.discard((job_id, url))
 
     def _run_in_process(self, job_id: int, work: Work, url: str | None) -> None:
-        """A long job in the worker process (its own interpreter: a fit never holds the server's GIL);
-        this thread keeps the heartbeat and notices a worker that died."""
+        """A long job in a child interpreter (a fit never holds the server's GIL); this thread keeps the
+        heartbeat and fails the job when the child dies without finishing it (out of memory, killed).
+
+        The child gets the pickled work on stdin: our own object from this process, never user input.
+        A plain ``python -c`` child, not multiprocessing: spawn would re-run Streamlit's page as __main__.
+        """
         with self._lock:
             self._running.add((job_id, url))
         try:
-            with self._lock:
-                if self._processes is None:
-                    self._processes = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-                processes = self._processes
-            try:
-                processes.submit(run_job, job_id, work, url).result()
-            except BrokenProcessPool:
-                with self._lock:
-                    self._processes = None  # a fresh worker for the next long job
+            source_root = str(Path(__file__).resolve().parents[2])  # this engine, even where another is installed
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
+            child = subprocess.run([sys.executable, "-c", CHILD], input=pickle.dumps((job_id, work, url)), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+            job = get_job(job_id, url=url)
+            if job is not None and job.live:
+                why = child.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {child.returncode}"]
                 _finish(job_id, url, state="failed", message="failed",
-                        error="the worker process died (out of memory, or killed); ask for it again.")
+                        error=f"the worker process stopped ({why[0]}); ask for it again.")
         finally:
             with self._lock:
                 self._running.discard((job_id, url))
@@ -340,5 +345,3 @@ class JobRunner:
         self._stop.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
         self._long_pool.shutdown(wait=wait, cancel_futures=True)
-        if self._processes is not None:
-            self._processes.shutdown(wait=wait, cancel_futures=True)
