@@ -143,8 +143,7 @@ class Journey:
         self.nav("Projects", project)
         self.page.locator('[data-testid="stSelectbox"]').filter(has_text="Current project").click()
         self.timed(f"{project}: choose project", lambda: self.page.get_by_role("option", name=project, exact=True).click(),
-                   lambda: expect(self.page.locator('[data-testid="stSelectbox"]').filter(
-                       has_text="Current project")).to_contain_text(project))
+                   lambda: expect(self.page.get_by_role("combobox", name="Current project")).to_have_value(project))
 
 
 def run_journey(page, project: str, repeats: int, budgets: list[str], results: Journey) -> None:
@@ -190,7 +189,9 @@ def main() -> None:
     args = parser.parse_args()
     if not (REGMIX / "train_mixture_1m.csv").exists():
         raise SystemExit(f"RegMix logs not found under {REGMIX}")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
 
     tmp = Path(tempfile.mkdtemp(prefix="mixplan-ui-bench-"))
     home = tmp / "home"

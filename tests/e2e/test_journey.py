@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def parse_download(fmt: str, text: str) -> dict[str, float]:
         assert rows and "option" in rows[0]
         return {}
     if fmt == "megatron":
-        tokens = text.split()
-        weights = [float(tokens[i]) for i in range(0, len(tokens), 2)]
+        tokens = shlex.split(text)
+        assert tokens[0] == "--data-path"
+        weights = [float(w) for w in tokens[1::2]]
         assert abs(sum(weights) - 1.0) < 1e-3
         return {}
     ast.parse(text)  # hf and mosaic: Python snippets
