@@ -20,7 +20,6 @@ from engine.errors import MixplanError
 from engine.services.training import aioli_trajectories, default_data_dir, launch_background, list_jobs
 from engine.train.data import read_prepared
 from engine.train.jobs import process_alive
-from engine.train.design import parse_budgets, parse_tokens
 from engine.train.model import MODEL_SIZES
 
 project = require_project()

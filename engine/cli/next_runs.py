@@ -56,13 +56,13 @@ def train_pending_command(
 ) -> None:
     """Train pending runs with mixplan's trainer; their results complete them."""
     from engine.services.next_runs import train_pending
-    from engine.train.design import parse_tokens
+    from engine.counts import parse_whole_count
 
     chosen = [n.strip() for n in names.split(",") if n.strip()]
 
     def run():
         return train_pending(project, chosen, data_dir=data, model=model, workers=workers, url=db,
-                             tokens=parse_tokens(tokens) if tokens else None)
+                             tokens=parse_whole_count(tokens, flag="--tokens") if tokens else None)
 
     outcomes = guarded(run)
     failed = [o for o in outcomes if o.status == "failed"]
