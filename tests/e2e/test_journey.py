@@ -39,6 +39,17 @@ def nav(page, name: str) -> None:
     expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
 
 
+def choose_project(page, name: str) -> None:
+    from playwright.sync_api import expect
+
+    nav(page, "Projects")
+    box = page.get_by_role("combobox", name="Current project")
+    if box.input_value() != name:
+        box.click()
+        page.get_by_role("option", name=name, exact=True).click()
+    expect(box).to_have_value(name)
+
+
 def no_job_running(page) -> None:
     from playwright.sync_api import expect
 
@@ -88,7 +99,9 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     page.get_by_label("Name").fill("regmix")
     page.get_by_role("button", name="Create project").click()
     expect(page.get_by_text("Created project 'regmix'")).to_be_visible()
+    choose_project(page, "regmix")
     nav(page, "Upload")
+    expect(page.get_by_text("Logs go into project regmix")).to_be_visible()
     uploader = page.locator('[data-testid="stFileUploader"]')
     uploader.locator('input[type="file"]').set_input_files(
         [str(regmix_dir / "train_mixture_1m.csv"), str(regmix_dir / "train_pile_loss_1m.csv")])
@@ -133,9 +146,7 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
             assert abs(sum(shares.values()) - 1.0) < 1e-6
 
     # 6. On the demo: suggest 4 runs (a job), build the demo corpus, train one tiny pending run here.
-    nav(page, "Projects")
-    page.locator('[data-testid="stSelectbox"]').filter(has_text="Current project").click()
-    page.get_by_role("option", name="demo", exact=True).click()
+    choose_project(page, "demo")
     nav(page, "Next runs")
     page.get_by_role("button", name="Suggest runs").click()
     expect(page.get_by_text("next-r1-04")).to_be_visible(timeout=FIT_MS)
