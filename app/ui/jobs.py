@@ -125,20 +125,18 @@ def retry_wanted(job: JobInfo | None, *, key: str) -> bool:
 
 
 def sidebar_jobs(project: str | None, url: str) -> None:
-    """Live jobs of the project in the sidebar of every page, refreshed every 2 s."""
+    """Live jobs of the project in the sidebar of every page, as of this run of the page.
+
+    Not a polling fragment: a background rerun every few seconds re-sent stale widget values
+    (the Projects page's selection flipped back); the pages with work in flight poll their own job.
+    """
     if not project:
         return
-
-    @st.fragment(run_every=2.0)
-    def show() -> None:
-        live = list_jobs(project, live_only=True, limit=10, url=url)
+    live = list_jobs(project, live_only=True, limit=10, url=url)
+    with st.sidebar:
         if not live:
             st.caption("No jobs running.")
             return
         st.caption(f"{len(live)} job(s) running")
         for job in live:
             st.progress(min(max(job.progress, 0.0), 1.0), text=f"{label(job.kind)}: {job.message or job.state}")
-
-    with st.sidebar:
-        show()
-

@@ -51,9 +51,10 @@ def choose_project(page, name: str) -> None:
 
 
 def no_job_running(page) -> None:
+    """No progress bar of a job left in the page (each polls its job and the page reruns when it ends)."""
     from playwright.sync_api import expect
 
-    expect(page.locator('[data-testid="stSidebar"]').get_by_text("No jobs running.")).to_be_visible(timeout=FIT_MS)
+    expect(page.locator('[data-testid="stMain"] [data-testid="stProgress"]')).to_have_count(0, timeout=FIT_MS)
 
 
 def parse_download(fmt: str, text: str) -> dict[str, float]:
