@@ -12,7 +12,9 @@ if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` from a sou
     sys.path.insert(0, str(ROOT))
 
 from app.ui.auth import require_sign_in  # noqa: E402
-from app.ui.state import ensure_ready  # noqa: E402
+from app.ui.cache import database_url  # noqa: E402
+from app.ui.jobs import sidebar_jobs  # noqa: E402
+from app.ui.state import current_project, ensure_ready  # noqa: E402
 
 # A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google's servers.
 st.set_page_config(page_title="mixplan", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide")
@@ -51,6 +53,7 @@ try:  # st.stop() and st.rerun() raise BaseExceptions, which pass through
             "Model": [
                 st.Page(PAGES / "fit.py", title="Fit", icon=":material/insights:"),
                 st.Page(PAGES / "plan.py", title="Plan", icon=":material/tune:"),
+                st.Page(PAGES / "next_runs.py", title="Next runs", icon=":material/science:"),
             ],
             "Train": [
                 st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
@@ -58,6 +61,7 @@ try:  # st.stop() and st.rerun() raise BaseExceptions, which pass through
         }
     )
     page = f"the {navigation.title} page"
+    sidebar_jobs(current_project(), database_url())  # long work stays visible from every page
     navigation.run()
 except Exception as error:  # noqa: BLE001  the app's one top-level handler
     show_unexpected(error, page)

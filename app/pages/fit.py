@@ -1,4 +1,8 @@
-"""Fit: compare mixing laws on held-out runs, see what each predicts, choose the project's law."""
+"""Fit: compare mixing laws on held-out runs, see what each predicts, choose the project's law.
+
+Fitting is a job the user starts (never on first open): the page shows the stored
+fits of the current data at once, or the newest fit report marked stale.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,23 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app.ui.cache import database_url
+from app.ui.cache import cached_data_hash, cached_law_change, database_url
 from app.ui.errors import stop_on_error
 from app.ui.fit_charts import domain_effect_chart, predicted_vs_actual_chart
-from app.ui.state import require_project
+from app.ui.jobs import job_status, runner, show_failure
+from app.ui.state import link, require_project
+from app.ui.style import number
 from engine.laws.registry import DEFAULT_LAWS
 from engine.services import fits
-from engine.services.projects import project_data_hash
+from engine.services.jobs import job_key, last_result, latest_job, live_job
 from engine.services.runs import list_targets
+from engine.services.tasks import fit_report_from_dict, fit_settings, fit_work, stored_fit_report
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _report(project: str, url: str, data_hash: str, objective: str, laws: tuple[str, ...]) -> fits.FitReport:
-    """Keyed on the data hash: a revisit on unchanged data is instant (and fit_project reuses stored fits)."""
-    return fits.fit_project(project, objective=objective, laws=list(laws), url=url)
+def _stored_report(project: str, url: str, data_hash: str, objective: str, laws: tuple[str, ...],
+                   overrides_version: int) -> fits.FitReport | None:
+    return stored_fit_report(project, objective, list(laws), url=url)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -47,23 +54,30 @@ def comparison_frame(report: fits.FitReport) -> pd.DataFrame:
         "note": r.error or ("reused" if r.reused else "fitted now")} for r in report.rows])
 
 
+def default_weights(names: list[str]) -> str:
+    """Every target, equal weights summing to one (the 'mean' written out, ready to edit)."""
+    return ",".join(f"{name}={1 / len(names):.4g}" for name in names)
+
+
 st.title("Fit")
 project = require_project()
 url = database_url()
 with stop_on_error():
     targets = list_targets(project, url=url)
-    data_hash = project_data_hash(project, url=url)
+    data_hash = cached_data_hash(project, url)
 if not targets:
-    st.info("This project has no evaluation targets yet. Upload runs on the **Upload** page.")
+    st.info("This project has no evaluation targets yet: upload runs first.", icon=":material/upload:")
+    link("pages/upload.py", label="Upload runs", icon=":material/upload:")
     st.stop()
 
 target_names = [t.name for t in targets]
-kind = st.radio("Objective", ["mean of all targets", "one target", "weighted"], horizontal=True)
+kind = st.radio("Objective", ["mean of all targets", "one target", "weighted"], horizontal=True,
+                index=1 if len(target_names) == 1 else 0)
 if kind == "one target":
     objective = st.selectbox("Target", target_names)
 elif kind == "weighted":
-    default_weights = ",".join(f"{name}={1 / len(target_names):.3g}" for name in target_names[:3])
-    objective = st.text_input("Weights (target=weight, comma separated)", value=default_weights)
+    objective = st.text_input("Weights (target=weight, comma separated)", value=default_weights(target_names),
+                              help="Starts as the mean: every target with the same weight. Edit the weights you care about.")
 else:
     objective = "mean"
 laws = st.multiselect("Laws", DEFAULT_LAWS, default=DEFAULT_LAWS)
@@ -71,19 +85,53 @@ if not laws:
     st.info("Pick at least one law.")
     st.stop()
 
-with st.spinner("Fitting laws with 5-fold cross-validation and bootstrap refits (reused when the data is unchanged)..."):
-    with stop_on_error():
-        report = _report(project, url, data_hash, objective, tuple(laws))
+settings = fit_settings(objective, laws)
+key = job_key("fit", project, settings, data_hash)
+with stop_on_error():
+    report = _stored_report(project, url, data_hash, objective, tuple(sorted(laws)),
+                            st.session_state.get("_fit_overrides", 0))
+live = live_job(key, url=url)
+newest = latest_job(key, url=url)
+stale = False
+if report is None:
+    stored, stale = last_result(project, "fit", key, url=url)
+    report = fit_report_from_dict(stored.result) if stored is not None else None
+    stale = stale or report is None or report.data_hash != data_hash
+
+cols = st.columns([1, 3])
+ask = cols[0].button("Fit laws" if report is None else "Refit on the current data", type="primary",
+                     disabled=live is not None or (report is not None and not stale), key="fit_start")
+cols[1].caption("5-fold cross-validation over runs and 100 bootstrap refits per law, as a background job: "
+                "switch pages freely, the result is stored.")
+if ask:
+    runner().submit(project, "fit", settings, fit_work(project, settings, url=url), data_hash=data_hash, url=url)
+    live = live_job(key, url=url)
+if live is not None:
+    job_status(live.id, url, key="fit_job")
+elif newest is not None:
+    show_failure(newest, what="Fitting")
+if report is None:
+    st.info("No laws fitted for this objective yet. Press **Fit laws** to start (a minute or so on 512 runs).",
+            icon=":material/insights:")
+    st.stop()
+if stale:
+    st.warning("Shown: the newest fit, made on other settings or older data. Refit to compare the laws on the "
+               "current runs.", icon=":material/history:")
 
 st.subheader("Comparison on held-out runs")
 st.caption(f"{report.n_runs} runs, objective **{report.objective}** (lower is better), 5-fold CV over runs. "
            "Default law: best Spearman; laws within 0.002 count as tied and the lower MAE wins. "
            "90% coverage: share of held-out runs inside their 90% interval (calibrated on the other folds).")
-st.dataframe(comparison_frame(report), hide_index=True, width="stretch")
+st.dataframe(comparison_frame(report), hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(c, format="%.3f")
+                            for c in ("Spearman", "Pearson", "MAE", "RMSE", "top-1 gap", "90% coverage")})
+with stop_on_error():
+    change = cached_law_change(project, url, data_hash, report.objective)
+if change:
+    st.info(change, icon=":material/swap_horiz:")
 
 ok_laws = [r.law for r in report.rows if r.error is None]
-if not ok_laws:
-    st.warning("No law could be fitted on this project's runs; see the notes above.")
+if not ok_laws or stale:
     st.stop()
 
 st.subheader("Project law for this objective")
@@ -93,12 +141,12 @@ cols = st.columns(2)
 if cols[0].button("Use this law", disabled=choice == current and report.overridden):
     with stop_on_error():
         fits.set_default_law(project, report.objective, choice, url=url)
-    _report.clear()
+    st.session_state["_fit_overrides"] = st.session_state.get("_fit_overrides", 0) + 1
     st.rerun()
 if cols[1].button("Back to the best CV law", disabled=not report.overridden):
     with stop_on_error():
         fits.set_default_law(project, report.objective, None, url=url)
-    _report.clear()
+    st.session_state["_fit_overrides"] = st.session_state.get("_fit_overrides", 0) + 1
     st.rerun()
 
 st.subheader("Predicted vs actual (held-out folds)")
@@ -125,4 +173,5 @@ if effects:
                     width="stretch")
     st.caption("Bands: 90% interval of the bootstrap refits (trees: of the held-out CV errors), widened or "
                "narrowed so that it held 90% of held-out runs. "
-               "Other domains keep their proportions from the mean mixture of the runs.")
+               "Other domains keep their proportions from the mean mixture of the runs. Best Spearman "
+               f"{number(max(r.spearman for r in report.rows if r.error is None))}.")

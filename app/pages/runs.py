@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.cache import cached_curves, cached_runs, cached_targets, forget_cached_data
-from app.ui.charts import curves_chart, mixture_chart, mixture_frame
+from app.ui.charts import OTHER, curves_chart, mixture_chart, mixture_frame, top_domains
 from app.ui.errors import show_error
 from app.ui.state import require_project
 from app.ui.text import plain
@@ -27,12 +27,16 @@ def final_column(target: str) -> str:
     return f"{target} (final)"
 
 
-def runs_table(runs, domains: list[str], target: str) -> tuple[pd.DataFrame, list[str]]:
-    """One row per run: final value of ``target``, shares, provenance; columns nobody recorded are dropped."""
+def runs_table(runs, domains: list[str], target: str, shown: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run: final value of ``target``, shares of the ``shown`` domains (all by default, the rest
+    summed as 'other'), provenance; columns nobody recorded are dropped."""
     table = pd.DataFrame({"run": [r.name for r in runs],
                           final_column(target): [r.final.get(target, np.nan) for r in runs]})
-    for domain in domains:
+    shown = domains if shown is None else shown
+    for domain in shown:
         table[domain] = [r.mixture.get(domain, 0.0) for r in runs]
+    if len(shown) < len(domains):
+        table[OTHER] = [max(0.0, 1.0 - sum(r.mixture.get(d, 0.0) for d in shown)) for r in runs]
     for field in PROVENANCE_FIELDS:
         table[field] = [getattr(r, field) for r in runs]
     table["measurements"] = [r.n_measurements for r in runs]
@@ -136,24 +140,32 @@ setups = setups_table(runs)
 if len(setups) > 1:
     st.warning(f"These runs come from {len(setups)} different setups; compare them with care.",
                icon=":material/call_split:")
-    st.dataframe(setups, hide_index=True)
+    st.dataframe(setups, hide_index=True, width="stretch")
 
-table, unrecorded = runs_table(runs, domains, target) if target else runs_table(runs, domains, "final")
+top_n = count_slider("Domains shown (the rest is summed as 'other')", len(domains), 8, "runs_top_n")
+shown_domains = top_domains([r.mixture for r in runs], top_n)
+table, unrecorded = runs_table(runs, domains, target or "final", shown_domains)
 if target:
     lower_is_better = directions.get(target, "lower") == "lower"
     table = table.sort_values(final_column(target), ascending=lower_is_better, na_position="last", kind="stable")
 st.subheader(f"{len(runs)} runs")
+search = st.text_input("Search runs", placeholder="part of a run name, source file or setting", key="runs_search")
+shown_table = table
+if search.strip():
+    needle = search.strip().lower()
+    text = table.astype(str).agg(" ".join, axis=1).str.lower()
+    shown_table = table[text.str.contains(needle, regex=False)]
+    st.caption(f"{len(shown_table)} of {len(table)} runs match '{search.strip()}'.")
 st.dataframe(
-    table,
+    shown_table,
     hide_index=True,
     width="stretch",
-    column_config={d: st.column_config.NumberColumn(d, format="%.3f") for d in domains},
+    column_config={d: st.column_config.NumberColumn(d, format="%.3f") for d in [*shown_domains, OTHER]},
 )
 if unrecorded:
     st.caption("Not recorded for any run: " + ", ".join(unrecorded) + ".")
 
 st.subheader("Mixtures")
-top_n = count_slider("Domains shown (the rest is summed as 'other')", len(domains), 8, "runs_top_n")
 ordered = list(table["run"])
 by_name = {r.name: r for r in runs}
 bars = spread_pick(ordered, MAX_BARS)

@@ -25,6 +25,7 @@ from engine.services.training import (
     server_data_path,
 )
 from engine.train.data import read_prepared
+from engine.train.jobs import process_alive
 from engine.train.model import MODEL_SIZES
 
 project = require_project()
@@ -43,6 +44,8 @@ def _launch(args: list[str], what: str) -> None:
     except OSError as error:
         flash("error", f"could not start {what}: {error}")
         return
+    if args[0] == "demo-corpus":
+        st.session_state["_train_corpus_pid"] = pid
     flash("success", f"Started {what} (process {pid}; log: {log_path}). Progress appears below.")
 
 
@@ -59,18 +62,38 @@ try:
     prepared = read_prepared(data_dir)
 except MixplanError as error:
     prepared = None
-    st.info(plain(error))
-    if st.button("Build the demo corpus here", help="Python's own sources, docs and licence texts, "
-                 "tokenised into this folder (runs in the background, a few seconds)."):
-        _launch(["demo-corpus", "--out", str(server_data_path("demo-corpus")), "--prepare-into", data_dir,
-                 "--project", project], "the demo corpus")
-        st.rerun()
+    building = st.session_state.get("_train_corpus_pid")
+    if building is None:
+        st.info(plain(error))
+        if st.button("Build the demo corpus here", help="Python's own sources, docs and licence texts, "
+                     "tokenised into this folder (runs in the background, a few seconds)."):
+            _launch(["demo-corpus", "--out", str(server_data_path("demo-corpus")), "--prepare-into", data_dir,
+                     "--project", project], "the demo corpus")
+            st.rerun()
+    else:
+        @st.fragment(run_every=1.0)
+        def wait_for_corpus() -> None:
+            """Poll the folder: the page switches to the sweep forms as soon as the corpus is there."""
+            try:
+                read_prepared(data_dir)
+            except MixplanError:
+                if process_alive(building):
+                    st.info(f"Building the demo corpus (process {building})…", icon=":material/hourglass:")
+                else:
+                    st.session_state.pop("_train_corpus_pid", None)
+                    st.error("Building the demo corpus stopped before the folder was ready; see its log in "
+                             "MIXPLAN_HOME/logs.", icon=":material/error:")
+                return
+            st.session_state.pop("_train_corpus_pid", None)
+            st.rerun()
+
+        wait_for_corpus()
 
 if prepared is not None:
     st.dataframe(
         pd.DataFrame([{"domain": d.name, "unique (train) tokens": d.train_tokens, "validation tokens": d.val_tokens,
                        "documents": d.train_documents + d.val_documents} for d in prepared.domains.values()]),
-        hide_index=True,
+        hide_index=True, width="stretch",
     )
     sweep_tab, aioli_tab = st.tabs(["Sweep of static mixtures", "Aioli vs stratified"])
     sizes = list(MODEL_SIZES)
@@ -138,7 +161,7 @@ def live_jobs() -> None:
     trajectories = aioli_trajectories(project)
     if trajectories:
         st.subheader("Aioli proportions over training")
-        st.altair_chart(trajectory_chart(trajectories), use_container_width=True)
+        st.altair_chart(trajectory_chart(trajectories), width="stretch")
 
 
 live_jobs()

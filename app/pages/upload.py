@@ -8,8 +8,10 @@ from app.ui.cache import forget_cached_data
 from app.ui.errors import show_error
 from app.ui.state import require_project
 from app.ui.text import plain
+from app.ui.style import OVERFLOW, note_count
 from engine.errors import MixplanError
 from engine.services.ingest import IngestReport, ingest_uploads
+from engine.services.next_runs import match_results
 
 NOTES_SHOWN = 5  # a file with hundreds of renormalised rows gets one box, not hundreds
 ACCEPTED_SUFFIXES = ["csv", "tsv", "jsonl", "json", "yaml", "yml"]
@@ -37,12 +39,14 @@ def show_report(report: IngestReport) -> None:
     cols[3].metric("Domains", report.domains)
     cols[4].metric("Targets", report.targets)
     if report.notes:
-        shown = report.notes[:NOTES_SHOWN]
-        more = f"\n\n...and {len(report.notes) - len(shown)} more (listed below)." if len(report.notes) > len(shown) else ""
-        st.warning(f"{len(report.notes)} note(s) on this import:\n\n" + "\n".join(f"- {plain(n)}" for n in shown) + more,
-                   icon=":material/warning:")
+        listed = [n for n in report.notes if not OVERFLOW.match(n)]
+        total = note_count(report.notes)
+        shown = listed[:NOTES_SHOWN]
+        more = f"\n\n...and {total - len(shown)} more (listed below)." if total > len(shown) else ""
+        st.warning(f"{total} note{'s' if total != 1 else ''} on this import:\n\n" + "\n".join(f"- {plain(n)}" for n in shown)
+                   + more, icon=":material/warning:")
         if more:
-            with st.expander(f"All {len(report.notes)} notes"):
+            with st.expander(f"All {total} notes"):
                 st.text("\n".join(report.notes))
 
 
@@ -74,3 +78,8 @@ if submitted:
             else:
                 forget_cached_data()
                 show_report(result)
+                completed = match_results(project)
+                if completed:
+                    st.success(f"These results complete {len(completed)} suggested run(s): {', '.join(completed)}. "
+                               "The plan uses them from now on.", icon=":material/science:")
+                    st.page_link("pages/next_runs.py", label="Next runs", icon=":material/science:")

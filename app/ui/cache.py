@@ -10,10 +10,26 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dataclasses import dataclass
+
 from engine.config import Settings
-from engine.services.runs import CurveTable, RunSummary, TargetInfo, learning_curves, list_runs, list_targets
+from engine.services.defaults import ProjectDefaults, project_defaults
+from engine.services.projects import project_data_hash
+from engine.services.runs import (CurveTable, RunSummary, TargetInfo, learning_curves, list_domains, list_runs,
+                                  list_targets)
 
 TTL_SECONDS = 30
+HASH_TTL_SECONDS = 5  # how long a write made elsewhere (CLI, another tab, a training) may go unseen
+
+
+@dataclass(frozen=True)
+class DomainTable:
+    """The project's domains and targets as the Plan page's fields show them."""
+
+    domains: list[str]
+    unique_tokens: list[float]
+    tags: list[dict]
+    targets: list[str]
 
 
 def database_url() -> str:
@@ -47,8 +63,36 @@ def cached_curves(project: str) -> CurveTable:
     return _curves(project, database_url())
 
 
+@st.cache_data(ttl=HASH_TTL_SECONDS, show_spinner=False)
+def cached_data_hash(project: str, url: str) -> str:
+    """Hash of the project's runs: a job key and a stored result carry it, so a change marks results stale."""
+    return project_data_hash(project, url=url)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_defaults(project: str, url: str, data_hash: str, max_epochs: float) -> ProjectDefaults:
+    return project_defaults(project, max_epochs=max_epochs, url=url)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_domain_table(project: str, url: str, data_hash: str) -> DomainTable:
+    domains = list_domains(project, url=url)
+    return DomainTable([d.name for d in domains],
+                       [float("nan") if d.unique_tokens is None else float(d.unique_tokens) for d in domains],
+                       [d.tags for d in domains], [t.name for t in list_targets(project, url=url)])
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_law_change(project: str, url: str, data_hash: str, objective: str) -> str | None:
+    """Why the default law changed with the data (the Fit and Plan pages both say it)."""
+    from engine.services.tasks import law_change
+
+    return law_change(project, objective, url=url)
+
+
 def forget_cached_data() -> None:
     """After an import, a delete or an edit: every page reads the store again."""
     _runs.clear()
     _curves.clear()
     _targets.clear()
+    cached_data_hash.clear()

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from app.ui.style import domain_scale
+
 OTHER = "other"
 
 
@@ -44,8 +46,9 @@ def mixture_chart(frame: pd.DataFrame, *, sort_label: str) -> alt.Chart:
         .encode(
             x=alt.X("run:N", sort=alt.SortField("position"), title=f"runs ({sort_label})",
                     axis=alt.Axis(labels=not many, ticks=not many)),
-            y=alt.Y("sum(share):Q", title="share", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("domain:N", sort=order, legend=alt.Legend(title="domain")),
+            y=alt.Y("sum(share):Q", title="share of the run's tokens", scale=alt.Scale(domain=[0, 1]),
+                    axis=alt.Axis(format="%")),
+            color=alt.Color("domain:N", sort=order, scale=domain_scale(order), legend=alt.Legend(title="domain")),
             order=alt.Order("domain_rank:Q"),
             tooltip=["run:N", "domain:N", alt.Tooltip("share:Q", format=".3f")],
         )
@@ -60,7 +63,7 @@ def curves_chart(frame: pd.DataFrame, *, target: str) -> alt.Chart:
         alt.Chart(frame)
         .mark_line(point=True)
         .encode(
-            x=alt.X("tokens_seen:Q", scale=alt.Scale(type="log"), title="tokens seen"),
+            x=alt.X("tokens_seen:Q", scale=alt.Scale(type="log"), title="tokens seen", axis=alt.Axis(format="~s")),
             y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=target),
             color=alt.Color("run:N", legend=legend, scale=alt.Scale(scheme="tableau20")),
             tooltip=["run:N", alt.Tooltip("tokens_seen:Q", format=".3s"), alt.Tooltip("value:Q", format=".4f")],

@@ -8,6 +8,8 @@ import pandas as pd
 from engine.plan.plan import Plan
 from engine.plan.sweep import BudgetSweep
 
+from app.ui.style import domain_scale, option_scale
+
 
 def options_frame(plan: Plan) -> pd.DataFrame:
     """Long form (option, domain, share, lo, hi); the plan's whiskers are the spread across bootstrap refits."""
@@ -27,8 +29,8 @@ def mixture_bars(plan: Plan) -> alt.LayerChart:
         yOffset=alt.YOffset("option:N", sort=order),
     )
     bars = base.mark_bar().encode(
-        x=alt.X("share:Q", title="share of the budget"),
-        color=alt.Color("option:N", sort=order, legend=alt.Legend(title="option", orient="top")),
+        x=alt.X("share:Q", title="share of the budget", axis=alt.Axis(format="%")),
+        color=alt.Color("option:N", sort=order, scale=option_scale(order), legend=alt.Legend(title="option", orient="top")),
         tooltip=["option:N", "domain:N", alt.Tooltip("share:Q", format=".3f"),
                  alt.Tooltip("lo:Q", format=".3f"), alt.Tooltip("hi:Q", format=".3f")],
     )
@@ -49,7 +51,7 @@ def objective_chart(plan: Plan) -> alt.LayerChart:
     base = alt.Chart(frame).encode(y=alt.Y("option:N", sort=list(frame["option"]), title=None))
     points = base.mark_point(filled=True, size=90).encode(
         x=alt.X("objective:Q", scale=alt.Scale(zero=False), title="predicted objective (lower is better)"),
-        color=alt.Color("option:N", legend=None),
+        color=alt.Color("option:N", legend=None, scale=option_scale(list(frame["option"]))),
         tooltip=["option:N", alt.Tooltip("objective:Q", format=".4f"), alt.Tooltip("lo:Q", format=".4f"),
                  alt.Tooltip("hi:Q", format=".4f"), alt.Tooltip("distance to runs:Q", format=".3f")],
     )
@@ -90,9 +92,10 @@ def sweep_chart(sweep: BudgetSweep) -> alt.LayerChart:
     shares, caps = sweep_frames(sweep)
     order = list(sweep.domains)
     area = alt.Chart(shares).mark_area().encode(
-        x=alt.X("budget:Q", scale=alt.Scale(type="log"), title="budget (tokens)"),
-        y=alt.Y("share:Q", stack="zero", title="share", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("domain:N", sort=order),
+        x=alt.X("budget:Q", scale=alt.Scale(type="log"), title="budget (tokens)", axis=alt.Axis(format="~s")),
+        y=alt.Y("share:Q", stack="zero", title="share of the budget", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        color=alt.Color("domain:N", sort=order, scale=domain_scale(order)),
         order=alt.Order("domain_rank:Q"),
         tooltip=["domain:N", alt.Tooltip("budget:Q", format=".3s"), alt.Tooltip("share:Q", format=".3f")],
     ).transform_calculate(domain_rank=f"indexof({order!r}, datum.domain)")
@@ -107,7 +110,7 @@ def sweep_objective_chart(sweep: BudgetSweep) -> alt.Chart:
             if v is not None]
     frame = pd.DataFrame(rows, columns=["budget", "option", "objective"])
     return alt.Chart(frame).mark_line(point=True).encode(
-        x=alt.X("budget:Q", scale=alt.Scale(type="log"), title="budget (tokens)"),
-        y=alt.Y("objective:Q", scale=alt.Scale(zero=False), title="predicted objective"),
-        color="option:N", tooltip=["option:N", alt.Tooltip("objective:Q", format=".4f")],
+        x=alt.X("budget:Q", scale=alt.Scale(type="log"), title="budget (tokens)", axis=alt.Axis(format="~s")),
+        y=alt.Y("objective:Q", scale=alt.Scale(zero=False), title="predicted objective (loss)"),
+        color=alt.Color("option:N", scale=option_scale(list(dict.fromkeys(frame["option"])))), tooltip=["option:N", alt.Tooltip("objective:Q", format=".4f")],
     ).properties(height=260)

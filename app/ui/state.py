@@ -60,3 +60,13 @@ def show_flash() -> None:
         from app.ui.text import plain
 
         getattr(st, kind)(plain(text))  # flash messages quote project and run names
+
+
+def link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page; as bold text where the page runs without the app's navigation (a page file alone)."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.markdown(f"**{label}**")

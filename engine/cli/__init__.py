@@ -11,6 +11,7 @@ from engine.cli import dashboard as _dashboard  # noqa: F401  dashboard, demo
 from engine.cli import fit as _fit  # noqa: F401  fit, predict
 from engine.cli import plan as _plan  # noqa: F401  plan, sweep-budgets, suggest
 from engine.cli import train as _train  # noqa: F401  prepare-data, train, sweep, demo-corpus, jobs
+from engine.cli import next_runs as _next_runs  # noqa: F401  train-pending (suggest and runs --pending delegate here)
 
 
 def main(argv: list[str] | None = None) -> None:

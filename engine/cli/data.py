@@ -72,9 +72,16 @@ def projects(json_out: JsonOption = False, db: DbOption = None) -> None:
 @app.command()
 def runs(project: ProjectOption, json_out: JsonOption = False,
          limit: Annotated[Optional[int], typer.Option("--limit", help="Show at most this many runs.")] = None,
+         pending: Annotated[bool, typer.Option("--pending", help="List the suggested (pending) runs instead.")] = False,
          db: DbOption = None) -> None:
     """List a project's runs: top domain shares, tokens, parameters, source."""
     from engine.services.runs import list_runs
+
+    if pending:
+        from engine.cli.next_runs import print_pending
+
+        print_pending(project, as_json=json_out, db=db)
+        return
 
     rows = guarded(lambda: list_runs(project, url=db, limit=limit))
     if json_out:

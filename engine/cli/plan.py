@@ -185,24 +185,29 @@ def suggest_command(
     seed: SeedOption = None,
     db: DbOption = None,
 ) -> None:
-    """Proxy mixtures whose results would most narrow the plan's interval (a mixture CSV)."""
+    """Proxy mixtures whose results would most narrow the plan's interval, stored as pending runs (a CSV)."""
 
     def run():
-        from engine.services.plans import suggest_for_project
+        from engine.cli.next_runs import store_suggested
+        from engine.services.next_runs import pending_csv
 
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
-        plan, suggestion = suggest_for_project(
-            project, parse_count(budget, what="a budget", flag="--budget"), n,
-            build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
-            objective=objective, law=law, model_params=model_params, seed=seed_or_default(seed), url=db)
+        pending = store_suggested(project, parse_count(budget, what="a budget", flag="--budget"), n,
+                                  build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
+                                  objective=objective, law=law, model_params=model_params,
+                                  seed=seed_or_default(seed), db=db)
         if as_json:
-            emit_json({"plan_mixture": plan.recommended.mixture, **suggestion.to_dict()})
+            emit_json({"round": pending[0].round if pending else None,
+                       "pending": [{"run_id": p.name, "mixture": p.mixture, "tokens": p.budget_tokens,
+                                    "reason": p.reason, "spread": p.spread} for p in pending]})
             return
-        text = suggestion.to_csv()
+        text = pending_csv(pending)
         if out is not None:
             out.write_text(text)
-            typer.echo(f"wrote {len(suggestion.mixtures)} suggested runs to {out}", err=True)
+            typer.echo(f"stored {len(pending)} pending runs (round {pending[0].round}); wrote them to {out}", err=True)
         else:
             typer.echo(text, nl=False)
+            typer.echo(f"stored {len(pending)} pending runs (round {pending[0].round}); "
+                       "see `mixplan runs --pending`", err=True)
 
     guarded(run)

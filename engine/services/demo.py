@@ -5,6 +5,10 @@ they exist; otherwise ``examples/synthetic/`` (made by
 ``scripts/make_synthetic_demo.py`` from a stated law) is used. Each folder's
 ``ABOUT.md`` says how its logs were made; its first paragraph becomes the
 project's description, so the dashboard says plainly whether runs are real.
+
+Loading also fits the laws and plans at the project's default budget, stored as a
+finished plan job under the key the Plan page asks for: a newcomer opens Plan on
+a recommended mixture, not on a spinner.
 """
 
 from __future__ import annotations
@@ -100,7 +104,28 @@ def load_demo_project(*, url: str | None = None, reset: bool = False, examples_d
         project.description = source.description
         project.is_demo = True
     log.info("demo project loaded from %s: %s", source.folder, report.summary())
+    try:
+        plan_demo(url=url)
+    except MixplanError:  # the demo still opens; its Plan page computes the plan as a job instead
+        log.exception("could not plan the demo project")
     return DEMO_PROJECT
+
+
+def plan_demo(*, url: str | None = None) -> int:
+    """Fit the demo's laws and store its plan at the default settings as a finished job; returns the job id."""
+    from engine.plan.constraints import Constraints
+    from engine.services.defaults import project_defaults
+    from engine.services.jobs import job_key, record_result
+    from engine.services.plans import make_project_plan
+    from engine.services.projects import project_data_hash
+    from engine.services.tasks import plan_settings
+
+    defaults = project_defaults(DEMO_PROJECT, url=url)
+    settings = plan_settings(defaults.objective, defaults.budget_tokens, Constraints(max_epochs=defaults.max_epochs))
+    plan = make_project_plan(DEMO_PROJECT, defaults.budget_tokens, Constraints(max_epochs=defaults.max_epochs),
+                             objective=defaults.objective, url=url)
+    key = job_key("plan", DEMO_PROJECT, settings, project_data_hash(DEMO_PROJECT, url=url))
+    return record_result(DEMO_PROJECT, "plan", key, settings, plan.to_dict(), url=url)
 
 
 def ensure_demo_project(url: str | None = None, *, examples_dir: Path | None = None) -> str | None:

@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -95,6 +96,8 @@ def launch_background(args: list[str], *, url: str | None = None) -> tuple[int, 
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]),
         )
+    # Reap it when it ends: an unwaited child of a long-lived server stays a zombie (and looks alive).
+    threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
     return process.pid, log_path
 
 

@@ -9,6 +9,7 @@ from engine.store.models import (  # noqa: F401
     Job,
     LawFit,
     Measurement,
+    PendingRun,
     Plan,
     Project,
     Run,

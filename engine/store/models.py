@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -191,20 +192,34 @@ class Plan(Base):
 
 
 class Job(Base):
-    """A proxy-training job: state, progress and heartbeat, so a dead worker is visible."""
+    """Long work (a fit, plan, sweep, suggestion or training): state, progress and heartbeat.
+
+    ``key`` (kind + project + settings hash) is unique among queued and running jobs, so two
+    browser tabs asking for the same fit share one job; ``cancel_requested`` is how a page
+    stops a job that runs in another thread or process.
+    """
 
     __tablename__ = "job"
+    __table_args__ = (
+        Index("uq_job_key_active", "key", unique=True,
+              sqlite_where=text("state IN ('queued', 'running')"),
+              postgresql_where=text("state IN ('queued', 'running')")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"), nullable=True)
-    kind: Mapped[str] = mapped_column(String(40))  # train | sweep
-    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|failed
+    kind: Mapped[str] = mapped_column(String(40))  # train | sweep | fit | plan | budget-sweep | suggest
+    state: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|failed|cancelled
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     config: Mapped[dict] = mapped_column(JSON, default=dict)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")  # the latest progress event, for people
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -223,4 +238,28 @@ class Action(Base):
     kind: Mapped[str] = mapped_column(String(40))  # upload | fit | plan | create-project | delete-project | training
     project: Mapped[str] = mapped_column(String(200), index=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PendingRun(Base):
+    """A suggested proxy run not yet trained (Optuna's ask): its mixture, budget and why it was picked.
+
+    Results that arrive later (trained here or uploaded) complete it through ``run_id``.
+    ``round`` groups the runs suggested together; ``plan_id`` is the plan they were meant to sharpen.
+    """
+
+    __tablename__ = "pending_run"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    round: Mapped[int] = mapped_column(Integer)
+    mixture: Mapped[dict] = mapped_column(JSON)
+    budget_tokens: Mapped[float | None] = mapped_column(Float, nullable=True)  # proxy tokens to train it for
+    reason: Mapped[str] = mapped_column(Text, default="")
+    spread: Mapped[float | None] = mapped_column(Float, nullable=True)  # bootstrap std of the objective there
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | running | done
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id", ondelete="SET NULL"), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -20,6 +20,7 @@ from engine.store import Job, Project, Run, session_scope
 from engine.store.models import utcnow
 
 STALE_AFTER_SECONDS = 60.0
+TRAINING_KINDS = ("train", "sweep")
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,17 @@ def why_dead(job: Job, stale_after_seconds: float = STALE_AFTER_SECONDS) -> str 
 
 
 def mark_stale_jobs(url: str | None = None, stale_after_seconds: float = STALE_AFTER_SECONDS) -> list[int]:
-    """Fail running jobs whose process died or whose heartbeat is too old; returns their ids."""
+    """Fail queued or running jobs whose process died or whose heartbeat is too old; returns their ids."""
     failed = []
     with session_scope(url) as s:
-        for job in s.scalars(select(Job).where(Job.state == "running")):
+        for job in s.scalars(select(Job).where(Job.state.in_(("queued", "running")))):
             why = why_dead(job, stale_after_seconds)
             if why is None:
                 continue
             job.state = "failed"
-            job.error = f"the training stopped unexpectedly ({why}); resume it with --resume."
+            job.error = (f"the training stopped unexpectedly ({why}); resume it with --resume."
+                         if job.kind in TRAINING_KINDS else f"the {job.kind} job stopped unexpectedly ({why}); "
+                                                            "ask for it again.")
             if job.run_id is not None:
                 run = s.get(Run, job.run_id)
                 if run is not None and run.status == "running":

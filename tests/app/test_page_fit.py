@@ -53,3 +53,40 @@ def test_fit_page_without_project_asks_for_one():
     at.run()
     assert not at.exception
     assert "No project selected" in at.info[0].value
+
+
+def test_fit_page_never_fits_on_open_and_fits_as_a_job_on_request(tmp_path):
+    import time
+
+    from engine.services.jobs import list_jobs
+
+    rng = np.random.default_rng(1)
+    lines = ["run_id,tokens,mix:web,mix:code,loss:web,loss:code,loss:books"]
+    for i, p in enumerate(rng.dirichlet(np.ones(2), 20)):
+        lines.append(f"r{i},1000000,{p[0]:.6f},{p[1]:.6f},{2 + p[1]:.5f},{2 + p[0]:.5f},{2.5 + 0.1 * p[0] ** 2:.5f}")
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    ingest_files("fresh", [tmp_path / "runs.csv"])
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_SECONDS)
+    at.session_state["project"] = "fresh"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("No laws fitted" in i.value for i in at.info)
+    assert not list_jobs("fresh")  # opening the page started nothing
+
+    at.radio[0].set_value("weighted").run()
+    weights = at.text_input[0].value
+    assert weights == "web=0.3333,code=0.3333,books=0.3333"  # every target, summing to one
+    at.radio[0].set_value("mean of all targets").run()
+    at.multiselect[0].set_value(["linear"]).run()
+    next(b for b in at.button if b.label == "Fit laws").click().run()
+    assert not at.exception, at.exception
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while list_jobs("fresh", live_only=True):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    at.run()
+    assert not at.exception, at.exception
+    [job] = list_jobs("fresh")
+    assert job.kind == "fit" and job.state == "done"
+    table = at.dataframe[0].value
+    assert list(table["law"]) == ["linear"]

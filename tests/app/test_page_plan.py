@@ -1,14 +1,17 @@
-"""AppTest of the Plan page: the plan, baselines, sweep, what-if, suggestions and exports a user sees."""
+"""AppTest of the Plan page: the plan (a job), baselines, sweep, what-if and exports a user sees."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import time
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from engine.plan.synthetic import truth
 from engine.services.ingest import ingest_files, set_domain_metadata
+from engine.services.jobs import list_jobs
 
 PAGE = Path(__file__).resolve().parents[2] / "app" / "pages" / "plan.py"
 TIMEOUT_SECONDS = 180
@@ -33,6 +36,17 @@ def planning_project(tmp_path: Path) -> str:
     return "page-plan"
 
 
+def settle(at: AppTest, project: str, seconds: float = TIMEOUT_SECONDS) -> AppTest:
+    """Rerun the page until no job of the project is live (the page polls; AppTest does not run timers)."""
+    deadline = time.monotonic() + seconds
+    while list_jobs(project, live_only=True):
+        assert time.monotonic() < deadline, "jobs still running"
+        time.sleep(0.2)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def open_plan_page(project: str) -> AppTest:
     at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_SECONDS)
     at.session_state["project"] = project
@@ -45,36 +59,63 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def test_plan_page_shows_plan_baselines_sweep_and_exports(tmp_path):
-    at = open_plan_page(planning_project(tmp_path))
+def test_plan_page_plans_as_a_job_then_shows_plan_baselines_sweep_and_exports(tmp_path):
+    project = planning_project(tmp_path)
+    at = open_plan_page(project)
     assert at.title[0].value == "Plan"
+    assert any("first one is being computed" in i.value for i in at.info)  # no plan yet: a job, not a wait
+    # The budget defaults to what the data can feed: half of (1T + 20B + 1B) x 4 epochs, 2 digits.
+    assert at.text_input(key=f"plan_budget_{project}").value == "2T"
+    at = settle(at, project)
+    at = settle(at, project)  # the plan's result starts the sweep job
     predicted = float(metric(at, "Predicted objective"))
     assert np.isfinite(predicted)
     options = next(df.value for df in at.dataframe if "option" in df.value.columns)
     assert list(options["option"])[:1] == ["plan"]
     assert {"uniform", "natural", "unimax", "best observed run"} <= set(options["option"])
-    assert any("prior" in info.value for info in at.info)  # one budget, no repetition: priors, said so
     subheaders = [h.value for h in at.subheader]
     for heading in ["Recommended mixture against the baselines", "Budget sweep", "Epochs per domain", "What if",
                     "Next runs to pay for", "Export"]:
         assert heading in subheaders
-    suggestions = next(df.value for df in at.dataframe if "spread" in df.value.columns)
-    assert len(suggestions) == 8
+    assert not at.warning  # nothing stale, no "No plan at ..." boxes
     downloads = at.get("download_button")
-    assert len(downloads) == 7  # suggested runs + json, yaml, megatron, hf, mosaic, csv
+    assert len(downloads) == 6  # json, yaml, megatron, hf, mosaic, csv
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert len(charts) == 5  # mixture bars, objectives, epochs, sweep shares, sweep objective
 
-    # a larger budget: the small domain reaches its cap and the prediction moves
-    at.text_input(key="plan_budget").set_value("2T").run()
+    # What if: a slider answers from the laws the plan's job loaded, without a job.
+    at.slider(key=f"whatif_{project}_web").set_value(0.5).run()
     assert not at.exception, at.exception
+    edited = float(metric(at, "Predicted objective of the edited mixture"))
+    assert np.isfinite(edited) and edited != predicted
+
+    # A larger budget: the last plan stays on screen, marked stale, while the new one is computed.
+    at.text_input(key=f"plan_budget_{project}").set_value("1T").run()
+    assert not at.exception, at.exception
+    assert any("Shown: the last plan" in w.value for w in at.warning)
+    at = settle(at, project)
+    assert not any("Shown: the last plan" in w.value for w in at.warning)
     assert float(metric(at, "Predicted objective")) != predicted
 
 
-def test_plan_page_explains_bad_budget_and_infeasible_caps(tmp_path):
-    at = open_plan_page(planning_project(tmp_path))
-    at.text_input(key="plan_budget").set_value("lots").run()
+def test_plan_page_explains_bad_budget_and_infeasible_caps_in_page_words(tmp_path):
+    project = planning_project(tmp_path)
+    at = settle(open_plan_page(project), project)
+    at.text_input(key=f"plan_budget_{project}").set_value("lots").run()
     assert not at.exception
-    assert any("is not a budget" in e.value for e in at.error)
-    at.text_input(key="plan_budget").set_value("100T").run()
+    assert any("is not a budget" in e.value and "Token budget" in e.value for e in at.error)
+    at.text_input(key=f"plan_budget_{project}").set_value("100T").run()
     at.text_input(key="plan_exclude_tags").set_value("license=nc").run()
-    assert not at.exception
-    assert any("allow at most" in e.value for e in at.error)
+    at = settle(at, project)
+    errors = [e.value for e in at.error]
+    assert any("allow at most" in e for e in errors), errors
+    assert not any("--max-epochs" in e for e in errors)
+
+
+def test_plan_page_on_an_empty_project_invites_an_upload(tmp_path):
+    from engine.services.projects import create_project
+
+    create_project("empty")
+    at = open_plan_page("empty")
+    assert not at.error
+    assert any("no runs yet" in i.value for i in at.info)

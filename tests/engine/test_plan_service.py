@@ -147,6 +147,6 @@ def test_cli_sweep_and_suggest(project, tmp_path):
     result = CliRunner().invoke(app, ["suggest", "-p", project, "--budget", "300B", "--n", "5", "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert len(rows) == 5 and set(rows[0]) == {"run_id", *DOMAINS}
+    assert len(rows) == 5 and set(rows[0]) == {"run_id", "tokens", *DOMAINS}
     result = CliRunner().invoke(app, ["suggest", "-p", project, "--budget", "300B", "--n", "0"])
     assert result.exit_code != 0 and "--n 0" in result.stderr

@@ -1,0 +1,45 @@
+"""Small UI helpers: typed bounds, page words for CLI flags, palettes, human numbers, note counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.ui.bounds import parse_bounds
+from app.ui.errors import page_words
+from app.ui.style import note_count, number, palette, share, tokens
+from engine.errors import InputError
+
+
+def test_typed_bounds():
+    lower, upper, fixed = parse_bounds("github >= 0.05, web<=0.4 , code = 0.1", ["github", "web", "code"])
+    assert (lower, upper, fixed) == ({"github": 0.05}, {"web": 0.4}, {"code": 0.1})
+    assert parse_bounds("", ["a"]) == ({}, {}, {})
+    with pytest.raises(InputError, match="bound 2 'web > 0.4'"):
+        parse_bounds("github >= 0.05, web > 0.4", ["github", "web"])
+    with pytest.raises(InputError, match="no domain named 'gitub'"):
+        parse_bounds("gitub >= 0.05", ["github"])
+    with pytest.raises(InputError, match="not between 0 and 1"):
+        parse_bounds("github >= 5", ["github"])
+
+
+def test_page_words_name_fields_not_flags():
+    text = page_words("the upper bounds allow at most 0.3. Fix: raise --max-epochs, or lower --budget; --min web=0.5")
+    assert "--" not in text
+    assert "the 'Epoch cap per domain' field" in text and "the 'Token budget' field" in text
+    assert "the 'min' column" in text
+    assert page_words("--max-epochs-x stays") == "--max-epochs-x stays"
+
+
+def test_palette_distinct_at_64_domains():
+    assert len(set(palette(17))) == 17 and len(set(palette(64))) == 64
+
+
+def test_numbers_for_people():
+    assert tokens(2.5e10) == "25B" and tokens(None) == "unknown"
+    assert number(0.13700000001) == "0.137" and number(float("nan")) == "-"
+    assert share(0.0012) == "0.12%" and share(0.25) == "25.0%"
+
+
+def test_upload_note_count_counts_summarised_notes():
+    notes = [f"runs.csv line {i}: shares summed to 0.99, renormalised" for i in range(20)]
+    assert note_count(notes + ["... and 283 more renormalised notes"]) == 303
