@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from engine.cli._app import app, emit_json, guarded
+from engine.cli.options import DbOption, JsonOption
 from engine.counts import format_count
 
 
@@ -52,7 +53,8 @@ def train_pending_command(
     model: Annotated[str, typer.Option(help="micro | tiny | small | gpt100m.")] = "micro",
     tokens: Annotated[Optional[str], typer.Option(help="Tokens per run (default: the proxy scale of each).")] = None,
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
 ) -> None:
     """Train pending runs with mixplan's trainer; their results complete them."""
     from engine.services.next_runs import train_pending
@@ -66,7 +68,11 @@ def train_pending_command(
 
     outcomes = guarded(run)
     failed = [o for o in outcomes if o.status == "failed"]
-    for o in outcomes:
-        typer.echo(f"{o.name}: {o.status} {o.error or ''}".rstrip())
+    if as_json:
+        emit_json([{"run": o.name, "status": o.status, "error": o.error, "final_losses": o.final_losses}
+                   for o in outcomes])
+    else:
+        for o in outcomes:
+            typer.echo(f"{o.name}: {o.status} {o.error or ''}".rstrip())
     if failed:
         raise typer.Exit(1)
