@@ -124,7 +124,7 @@ def test_upload_the_regmix_pair_and_see_512_runs(dashboard, chromium, regmix_dir
     page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
 
     # The Runs page counts them.
-    page.get_by_role("link", name="Runs").click()
+    page.get_by_role("link", name="Runs", exact=True).click()
     expect(page.get_by_role("heading", name="512 runs", exact=True)).to_be_visible()
     runs_metric = page.locator('[data-testid="stMetric"]').filter(has_text="Runs").first
     expect(runs_metric.locator('[data-testid="stMetricValue"]')).to_have_text("512")
