@@ -185,10 +185,11 @@ def db_upgrade(json_out: JsonOption = False, db: DbOption = None) -> None:
     """Create or upgrade the schema to the newest revision."""
     from engine.store.session import make_engine, upgrade
 
-    url = db or guarded(Settings.from_env).database_url
+    settings = guarded(Settings.from_env)
+    url = db or settings.database_url
 
     def run() -> str:
-        engine = make_engine(url)
+        engine = make_engine(url, create_folder=url == settings.default_database_url)  # as every other command
         try:
             upgrade(engine)
             return _current_revision(engine)

@@ -254,3 +254,20 @@ def test_a_writer_that_never_gets_the_lock_says_the_database_is_busy(tmp_path, m
         holder.execute("ROLLBACK")
         holder.close()
     assert ingest_files("p", [tmp_path / "runs.csv"], url=url).runs_added == 4
+
+
+def test_db_upgrade_creates_the_default_database_folder_like_every_other_command(tmp_path, mixplan_command):
+    """The default file under MIXPLAN_HOME is the one database whose folder mixplan makes (a container's first
+    start runs `mixplan db upgrade` on an empty home); a --db path in a missing folder stays refused."""
+    import os
+    import subprocess
+
+    home = tmp_path / "new-home"
+    env = {k: v for k, v in os.environ.items() if k != "MIXPLAN_DATABASE_URL"} | {"MIXPLAN_HOME": str(home)}
+    done = subprocess.run([*mixplan_command, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (home / "mixplan.sqlite").exists()
+    refused = subprocess.run([*mixplan_command, "db", "upgrade", "--db", f"sqlite:///{tmp_path}/missing/x.sqlite"],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "does not exist" in refused.stderr
+    assert not (tmp_path / "missing").exists()
