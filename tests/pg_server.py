@@ -46,7 +46,7 @@ class PgServer:
 
     def _cmd(self, *args: str) -> list[str]:
         cmd = [str(self.bin_dir / args[0]), *args[1:]]
-        return ["runuser", "-u", self.as_user, "--", *cmd] if self.as_user else cmd
+        return [_runuser(), "-u", self.as_user, "--", *cmd] if self.as_user else cmd
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -91,3 +91,11 @@ def start_server() -> PgServer | None:
     server = PgServer(bin_dir=bin_dir, root=root, port=free_port(), as_user=as_user)
     server.start()
     return server
+
+
+def _runuser() -> str:
+    """runuser lives in /sbin or /usr/sbin, which a user's PATH (or a CI's) may leave out."""
+    found = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if found is None:
+        raise RuntimeError("runuser not found (util-linux): needed to start PostgreSQL as an unprivileged user")
+    return found
