@@ -138,8 +138,10 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
 
     # 5. Every download yields a file that parses; the JSON and YAML carry github >= 0.05.
     for fmt in ("json", "yaml", "megatron", "hf", "mosaic", "csv"):
+        button = page.get_by_role("button", name=fmt, exact=True)
+        expect(button).to_have_count(1)  # a rerun's stale copy (an expired file link) has faded out
         with page.expect_download() as info:
-            page.get_by_role("button", name=fmt, exact=True).click()
+            button.click()
         text = Path(info.value.path()).read_text(encoding="utf-8")
         shares = parse_download(fmt, text)
         if shares:
