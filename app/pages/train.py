@@ -27,6 +27,7 @@ from engine.services.training import (
 from engine.train.data import read_prepared
 from engine.train.jobs import process_alive
 from engine.train.model import MODEL_SIZES
+from engine.train.ray_executor import ray_available
 
 project = require_project()
 st.title("Train")
@@ -104,6 +105,11 @@ if prepared is not None:
         model = cols[2].selectbox("Model", sizes, index=sizes.index("micro"))
         workers = cols[3].number_input("Worker processes", 1, 64, 1)
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="sweep_seed")
+        executors = ["local"] + (["ray"] if ray_available() else [])
+        executor = st.radio("Run on", executors, horizontal=True, key="sweep_executor",
+                            help="local: worker processes on this server. ray: one Ray task a run, on the cluster "
+                                 "the server's RAY_ADDRESS names (a local Ray when unset); the address is server "
+                                 "configuration, not a page field. Needs `pip install 'mixplan[ray]'`.")
         if st.form_submit_button("Launch sweep", type="primary"):
             try:
                 parse_counts(budgets, flag="Budgets")
@@ -111,7 +117,8 @@ if prepared is not None:
                 show_error(error)
             else:
                 _launch(["sweep", "--project", project, "--data", data_dir, "--n", str(n), "--budgets", budgets,
-                         "--model", model, "--workers", str(workers), "--seed", str(seed), "--prefix", "ui"],
+                         "--model", model, "--workers", str(workers), "--seed", str(seed), "--prefix", "ui",
+                         "--executor", executor],
                         f"a sweep of {n} mixtures")
                 st.rerun()
     with aioli_tab, st.form("aioli_form"):

@@ -38,6 +38,13 @@ ENGINE_DIR = Path(__file__).resolve().parents[1]
 RETRY_MARKERS = ".ray-attempts"
 
 
+def ray_available() -> bool:
+    """Whether the optional Ray extra (``pip install 'mixplan[ray]'``) is installed here."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
 def _import_ray():
     try:
         import ray

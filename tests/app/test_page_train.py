@@ -75,3 +75,16 @@ def test_launching_a_sweep_runs_in_the_background(tmp_path):
     jobs = next(df.value for df in at.dataframe if "state" in df.value.columns)
     assert sorted(jobs["state"]) == ["done", "done", "done"]
     assert sorted(jobs["kind"]) == ["sweep", "train", "train"]
+
+
+def test_the_sweep_form_offers_ray_when_the_extra_is_installed(tmp_path):
+    from engine.train.ray_executor import ray_available
+
+    create_project("r")
+    data = prepared_folder(tmp_path, "r")
+    at = open_train_page("r")
+    at.text_input(key="train_data_dir").set_value(data).run()
+    assert not at.exception, at.exception
+    choice = at.radio(key="sweep_executor")
+    assert choice.value == "local"
+    assert list(choice.options) == (["local", "ray"] if ray_available() else ["local"])
