@@ -85,6 +85,8 @@ class ReplicaPredictor(Protocol):
 
     def predict(self, mixtures: np.ndarray) -> np.ndarray: ...  # (B, m)
 
+    def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor: ...  # (B, m), smooth laws only
+
 
 def check_batch_input(law: str, mixtures, targets, weights) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Arrays for a batched fit (weight rows x targets) and the mask of observed values;
@@ -132,6 +134,9 @@ class ParamReplicas:
 
     def predict(self, mixtures: np.ndarray) -> np.ndarray:
         return np.stack([law.predict(mixtures) for law in self.laws])
+
+    def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        return torch.stack([law.predict_torch(mixtures) for law in self.laws])
 
 
 class LawBase:

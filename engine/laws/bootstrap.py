@@ -28,6 +28,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import torch
 
 INTERVAL = (5.0, 95.0)  # percentiles of the replicas: a 90% interval
 LEVEL = 0.90
@@ -58,6 +59,9 @@ class OffsetReplicas:
 
     def predict(self, mixtures: np.ndarray) -> np.ndarray:
         return self.law.predict(mixtures)[None, :] + self.offsets[:, None]
+
+    def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        return self.law.predict_torch(mixtures)[None, :] + torch.as_tensor(self.offsets, dtype=mixtures.dtype)[:, None]
 
 
 def interval(replicas: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:

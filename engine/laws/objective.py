@@ -86,6 +86,8 @@ class FittedObjective:
         self.domains = list(domains)
         self.laws = laws
         self.replicas = replicas
+        make = getattr(type(laws[0]), "targets_torch", None) if smooth and laws else None
+        self._batched = make(laws, replicas) if make is not None else None  # all targets in one call
 
     def predict_targets(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
         p = as_mixtures(mixtures, len(self.domains))
@@ -108,11 +110,23 @@ class FittedObjective:
             columns.append(point[None] + self.interval_scale * (reps - point[None]))
         return np.stack(columns, axis=2)
 
-    def grad(self, mixtures: np.ndarray) -> np.ndarray:
-        """(m, k) gradient of the objective with respect to the shares (smooth laws only; torch autograd)."""
+    # torch paths: the planner differentiates the objective through these (smooth laws only)
+
+    def predict_targets_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        """(m, t) like :meth:`predict_targets`, differentiable in ``mixtures``."""
+        self._require_smooth()
+        if self._batched is not None:
+            return self._batched.predict_torch(mixtures, replicas=False)[0]
+        return torch.stack([law.predict_torch(mixtures) for law in self.laws], dim=1)
+
+    def predict_targets_and_replicas_torch(self, mixtures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m, t) and (B, m, t) like :meth:`predict_targets` and :meth:`predict_targets_replicas`, differentiable."""
+        self._require_smooth()
+        if self._batched is not None:
+            return self._batched.predict_torch(mixtures)
+        return (torch.stack([law.predict_torch(mixtures) for law in self.laws], dim=1),
+                torch.stack([rep.predict_torch(mixtures) for rep in self.replicas], dim=2))
+
+    def _require_smooth(self) -> None:
         if not self.smooth:
             raise TypeError(f"law '{self.law}' is not smooth: it has no gradient.")
-        p = torch.as_tensor(as_mixtures(mixtures, len(self.domains)), dtype=torch.float64).clone().requires_grad_(True)
-        total = sum(float(w) * law.predict_torch(p) for w, law in zip(self.weights, self.laws))
-        total.sum().backward()
-        return p.grad.numpy()

@@ -17,11 +17,14 @@ the model reduces to the mixing law plus a token power law (DESIGN.md 4).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
+import torch
 
 from engine.laws.base import ObjectiveModel
-from engine.plan.repetition import RepetitionLaw, fit_repetition
+from engine.plan.optimize import Scorer
+from engine.plan.repetition import RepetitionLaw, effective_tokens_torch, fit_repetition
 from engine.plan.token_law import TokenLaw, fit_token_law
 from engine.store.dataset import Dataset
 
@@ -75,7 +78,7 @@ class BudgetAwareModel:
 
     def predict_targets(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
         p_eff, d_eff = self.effective(mixtures, budget_tokens)
-        return self.base.predict_targets(p_eff) + self.token_law.shift(d_eff, budget_tokens, self.model_params)
+        return self._base_targets(p_eff) + self.token_law.shift(d_eff, budget_tokens, self.model_params)
 
     def predict(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
         return self.predict_targets(mixtures, budget_tokens) @ self.weights
@@ -84,11 +87,77 @@ class BudgetAwareModel:
         """(B, m, t) per bootstrap refit of the mixing law (the token and repetition laws held fixed)."""
         p_eff, d_eff = self.effective(mixtures, budget_tokens)
         shift = self.token_law.shift(d_eff, budget_tokens, self.model_params)
-        return np.asarray(self.base.predict_targets_replicas(p_eff)) + shift[None, :, :]
+        return self._base_replicas(p_eff) + shift[None, :, :]
+
+    # Smooth laws are evaluated through their torch path here too: all targets in one batched call
+    # where the law offers one, and the same numbers the gradient steps see.
+    def _base_targets(self, p_eff: np.ndarray) -> np.ndarray:
+        if not self.smooth:
+            return np.asarray(self.base.predict_targets(p_eff))
+        with torch.no_grad():
+            return self.base.predict_targets_torch(torch.as_tensor(p_eff)).numpy()
+
+    def _base_replicas(self, p_eff: np.ndarray) -> np.ndarray:
+        if not self.smooth:
+            return np.asarray(self.base.predict_targets_replicas(p_eff))
+        with torch.no_grad():
+            return self.base.predict_targets_and_replicas_torch(torch.as_tensor(p_eff))[1].numpy()
 
     def predict_replicas(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
         """(B, m) objective per bootstrap refit."""
         return self.predict_targets_replicas(mixtures, budget_tokens) @ self.weights
+
+    @cached_property
+    def real_refits(self) -> bool:
+        """Do the replicas disagree about the law's shape (bootstrap refits), or only shift one model
+        (held-out residual offsets)? The law says so when it can (``real_refits``); otherwise probed."""
+        flag = getattr(self.base, "real_refits", None)
+        if flag is not None:
+            return bool(flag)
+        k = len(self.domains)
+        probe = np.vstack([np.full(k, 1.0 / k), np.random.default_rng(0).dirichlet(np.ones(k), size=7)])
+        reps = np.asarray(self.base.predict_targets_replicas(probe)) @ self.weights  # (B, m)
+        if reps.shape[0] < 2:
+            return False
+        shape = reps - reps.mean(axis=0, keepdims=True)
+        return bool(np.ptp(shape, axis=1).max() > 1e-9 * max(1.0, float(np.abs(reps).max())))
+
+    def score_and_grad(self, mixtures: np.ndarray, budget_tokens: float,
+                       pessimism: float) -> tuple[np.ndarray, np.ndarray]:
+        """(m,) score = objective + pessimism x refit spread, and its (m, k) gradient (smooth laws; autograd).
+
+        The token law depends on the mixture only through the total effective tokens; it enters
+        linearised around each row's total (exact value, exact first derivative up to a 1e-4 difference).
+        """
+        p = torch.tensor(np.atleast_2d(np.asarray(mixtures, dtype=float)), requires_grad=True)
+        worth = effective_tokens_torch(p * budget_tokens, torch.as_tensor(self.unique_tokens, dtype=p.dtype),
+                                       self.repetition.form, self.repetition.scale)
+        total = worth.sum(dim=1)
+        p_eff = worth / total.clamp_min(1e-300)[:, None]
+        d0 = total.detach().numpy()
+        shift0 = self.token_law.shift(d0, budget_tokens, self.model_params)
+        slope = (self.token_law.shift(d0 * (1 + 1e-4), budget_tokens, self.model_params) - shift0) / (d0 * 1e-4)[:, None]
+        shift = torch.as_tensor(shift0) + torch.as_tensor(slope) * (total - torch.as_tensor(d0))[:, None]
+        weights = torch.as_tensor(self.weights, dtype=p.dtype)
+        if pessimism > 0:
+            mean, reps = self.base.predict_targets_and_replicas_torch(p_eff)
+            score = (mean + shift) @ weights
+            if reps.shape[0] > 1:  # the shift is common to all refits
+                score = score + pessimism * (reps @ weights).std(dim=0, unbiased=False)
+        else:
+            score = (self.base.predict_targets_torch(p_eff) + shift) @ weights
+        score.sum().backward()
+        return score.detach().numpy(), p.grad.numpy()
+
+    def scorer(self, budget_tokens: float) -> Scorer:
+        """What the optimiser needs at ``budget_tokens`` (gradients for smooth laws)."""
+        return Scorer(
+            mean=lambda m: self.predict(m, budget_tokens),
+            replicas=lambda m: self.predict_replicas(m, budget_tokens),
+            score_and_grad=(lambda m, pessimism: self.score_and_grad(m, budget_tokens, pessimism))
+            if self.smooth else None,
+            real_refits=self.real_refits,
+        )
 
 
 def build_budget_model(

@@ -19,8 +19,10 @@ from engine.ingest.validate import Where
 from engine.plan import baselines as baseline_mod
 from engine.plan.budget_law import BudgetAwareModel
 from engine.plan.constraints import Constraints, resolve
+from engine.laws.base import one_torch_thread
 from engine.plan.optimize import OptimizerSettings, optimize
 from engine.plan.trust import tv_distance_to_runs
+from engine.progress import ProgressCallback
 from engine.store.dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,8 @@ class Plan:
     constraints: dict
     recommended: Option
     baselines: list[Option]
-    optimum_spread: dict[str, float]  # std of each share across bootstrap re-optimisations
-    optimum_spread_tv: float  # mean TV distance of the replica optima from the plan
+    optimum_spread: dict[str, float] | None  # std of each share across bootstrap refits' optima; None: unknown
+    optimum_spread_tv: float | None  # mean TV distance of the replica optima from the plan; None: unknown
     chosen_from: str
     trust: dict
     repetition: dict
@@ -67,6 +69,7 @@ class Plan:
     law_fit_ids: list[int] = field(default_factory=list)
     data_hash: str = ""
     interval_percentiles: tuple[float, float] = INTERVAL
+    interval_source: str = "bootstrap refits"  # or "held-out residuals": what the intervals rest on
     plan_id: int | None = None
 
     @property
@@ -151,8 +154,13 @@ def make_plan(
     objective: str = "mean",
     settings: OptimizerSettings = OptimizerSettings(),
     law_fit_ids: list[int] | None = None,
+    warm_start: np.ndarray | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Plan:
-    """Optimise, score the optimum and the baselines with intervals, and say what the numbers rest on."""
+    """Optimise, score the optimum and the baselines with intervals, and say what the numbers rest on.
+
+    ``warm_start``: a neighbouring budget's plan, kept unless beaten by a margin (budget sweeps).
+    """
     if len(context.observed) == 0:
         raise PlanError(f"project '{context.project}' has no complete runs to plan from.")
     bounds = resolve(constraints, model.domains, unique_tokens=context.unique_tokens,
@@ -161,20 +169,24 @@ def make_plan(
         bounds, unique_tokens=context.unique_tokens, budget_tokens=budget_tokens,
         max_epochs=constraints.max_epochs, observed_mixtures=context.observed,
         observed_objective=context.observed_objective, run_names=context.run_names)
-    optimum = optimize(
-        lambda m: model.predict(m, budget_tokens),
-        lambda m: model.predict_replicas(m, budget_tokens),
-        bounds, smooth=model.smooth, prior=natural_prior(context), observed=context.observed,
-        fixed_candidates={b.name: b.mixture for b in base}, settings=settings)
-    fixed_names = {b.name for b in base}
-    mixtures = np.vstack([optimum.mixture[None, :]] + [b.mixture[None, :] for b in base])
-    options = score_options(model, context, budget_tokens, mixtures,
-                            names=["plan"] + [b.name for b in base],
-                            adjusted=[False] + [b.adjusted for b in base],
-                            notes=[f"chosen from: {optimum.chosen_from}"] + [b.note for b in base])
-    spread = optimum.replica_optima.std(axis=0) if len(optimum.replica_optima) > 1 else np.zeros(len(model.domains))
-    spread_tv = (float(0.5 * np.abs(optimum.replica_optima - optimum.mixture).sum(axis=1).mean())
-                 if len(optimum.replica_optima) else 0.0)
+    # small kernels against a few hundred runs lose ~10x to intra-op thread contention (engine.laws.base)
+    with one_torch_thread():
+        optimum = optimize(
+            model.scorer(budget_tokens), bounds, prior=natural_prior(context), observed=context.observed,
+            fixed_candidates={b.name: b.mixture for b in base}, settings=settings, warm_start=warm_start,
+            progress=progress)
+        fixed_names = {b.name for b in base}
+        mixtures = np.vstack([optimum.mixture[None, :]] + [b.mixture[None, :] for b in base])
+        options = score_options(model, context, budget_tokens, mixtures,
+                                names=["plan"] + [b.name for b in base],
+                                adjusted=[False] + [b.adjusted for b in base],
+                                notes=[f"chosen from: {optimum.chosen_from}"] + [b.note for b in base])
+    optima = optimum.replica_optima
+    if optima is not None and len(optima) > 1:
+        spread = dict(zip(model.domains, map(float, optima.std(axis=0))))
+        spread_tv = float(0.5 * np.abs(optima - optimum.mixture).sum(axis=1).mean())
+    else:
+        spread, spread_tv = None, None
     notes = list(model.token_law.notes) + [model.repetition.note]
     if not np.isfinite(optimum.trust.radius):
         notes.append("trust region off: the plan may lie far from every run the law was fitted on")
@@ -185,19 +197,27 @@ def make_plan(
         notes.append(f"the plan averages the best candidates inside the trust region; the average itself lies "
                      f"{options[0].distance_to_nearest_run:.3f} (TV) from the nearest run, beyond the radius "
                      f"{optimum.trust.radius:.3f}")
-    if int((np.asarray(model.base.predict_targets_replicas(optimum.mixture[None, :]))).shape[0]) < 2:
-        notes.append("no bootstrap refits: intervals and the spread of the optimum are zero-width")
+    replica_count = int(np.asarray(model.base.predict_targets_replicas(optimum.mixture[None, :])).shape[0])
+    if not model.real_refits:
+        source = "held-out residuals"
+        notes.append(f"law '{model.law}' has no bootstrap refits: its intervals are held-out residuals added to one "
+                     "model, so the spread of the optimum is unknown and the score has no pessimism term")
+    elif replica_count < 2:
+        source = "none"
+        notes.append("no bootstrap refits: intervals are zero-width and the spread of the optimum is unknown")
+    else:
+        source = "bootstrap refits"
     return Plan(
         project=context.project, objective=objective, law=model.law, budget_tokens=float(budget_tokens),
         model_params=model.model_params, constraints=constraints.to_dict(), recommended=options[0],
-        baselines=options[1:], optimum_spread=dict(zip(model.domains, map(float, spread))),
+        baselines=options[1:], optimum_spread=spread,
         optimum_spread_tv=spread_tv, chosen_from=optimum.chosen_from,
         trust={"radius": optimum.trust.radius if np.isfinite(optimum.trust.radius) else None,
-               "rule": optimum.trust.rule, "pessimism": settings.pessimism,
+               "rule": optimum.trust.rule, "pessimism": optimum.pessimism,
                "distance_to_nearest_run": options[0].distance_to_nearest_run},
         repetition=model.repetition.to_dict(), token_law=model.token_law.to_dict(),
         domain_paths=dict(zip(model.domains, context.domain_paths)),
-        notes=notes, law_fit_ids=list(law_fit_ids or []), data_hash=context.data_hash,
+        notes=notes, law_fit_ids=list(law_fit_ids or []), data_hash=context.data_hash, interval_source=source,
     )
 
 
@@ -211,7 +231,7 @@ def score_options(
     adjusted: list[bool] | None = None,
     notes: list[str] | None = None,
 ) -> list[Option]:
-    """Predictions, 90% bootstrap intervals, epochs and distance to the runs for each mixture."""
+    """Predictions, 90% intervals (percentiles of the replicas), epochs and distance to the runs for each mixture."""
     mixtures = np.atleast_2d(mixtures)
     point_t = model.predict_targets(mixtures, budget_tokens)
     reps_t = model.predict_targets_replicas(mixtures, budget_tokens)

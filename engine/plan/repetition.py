@@ -25,6 +25,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 from engine.errors import InputError
 
@@ -74,19 +75,25 @@ class RepetitionLaw:
 
 def effective_tokens(tokens: np.ndarray, unique_tokens: np.ndarray, form: str, scale: float) -> np.ndarray:
     tokens = np.asarray(tokens, dtype=float)
-    unique = np.broadcast_to(np.asarray(unique_tokens, dtype=float), tokens.shape)
-    known = np.isfinite(unique) & (unique > 0)
-    safe_u = np.where(known, unique, 1.0)
-    epochs = np.maximum(tokens, 0.0) / safe_u
+    unique = torch.as_tensor(np.asarray(unique_tokens, dtype=float))
+    return effective_tokens_torch(torch.as_tensor(tokens), unique, form, scale).numpy()
+
+
+def effective_tokens_torch(tokens: torch.Tensor, unique_tokens: torch.Tensor, form: str, scale: float) -> torch.Tensor:
+    """:func:`effective_tokens` on tensors, differentiable in ``tokens`` (the planner's gradients)."""
+    unique = torch.broadcast_to(unique_tokens.to(tokens.dtype), tokens.shape)
+    known = torch.isfinite(unique) & (unique > 0)
+    safe_u = torch.where(known, unique, torch.ones_like(unique))
+    epochs = tokens.clamp_min(0.0) / safe_u
     if form == "muennighoff":
-        repeats = np.maximum(epochs - 1.0, 0.0)
-        worth = np.minimum(epochs, 1.0) + scale * (1.0 - np.exp(-repeats / scale))
+        repeats = (epochs - 1.0).clamp_min(0.0)
+        worth = epochs.clamp_max(1.0) + scale * (1.0 - torch.exp(-repeats / scale))
     else:
-        whole = np.floor(epochs)
+        whole = torch.floor(epochs).detach()
         ratio = 0.5 ** (1.0 / scale)
         # sum_{k=1..whole} ratio^(k-1) = (1 - ratio^whole) / (1 - ratio)
         worth = (1.0 - ratio ** whole) / (1.0 - ratio) + (epochs - whole) * ratio ** whole
-    return np.where(known, worth * safe_u, tokens)
+    return torch.where(known, worth * safe_u, tokens)
 
 
 def repeated_runs(mixtures: np.ndarray, tokens: np.ndarray, unique_tokens: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -49,6 +50,20 @@ class PowerMixtureModel:
             return self.predict_targets(mixtures)[None]
         f = self.features(mixtures)
         return self.replica_offsets[:, None, :] + np.einsum("mk,btk->bmt", f, self.replica_scales)
+
+    # torch paths (smooth law): the planner differentiates the objective through these
+
+    def predict_targets_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        f = (mixtures.clamp_min(0.0) + self.eps) ** (-self.power)
+        return torch.as_tensor(self.offset)[None, :] + f @ torch.as_tensor(self.scale).T
+
+    def predict_targets_and_replicas_torch(self, mixtures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.predict_targets_torch(mixtures)
+        if len(self.replica_offsets) == 0:
+            return mean, mean[None]
+        f = (mixtures.clamp_min(0.0) + self.eps) ** (-self.power)
+        return mean, (torch.as_tensor(self.replica_offsets)[:, None, :]
+                      + torch.einsum("mk,btk->bmt", f, torch.as_tensor(self.replica_scales)))
 
 
 def truth(scale: np.ndarray, domains: list[str], offset: float = 2.0, **kw) -> PowerMixtureModel:

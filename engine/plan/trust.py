@@ -60,6 +60,17 @@ class TrustRegion:
             return np.zeros(len(np.atleast_2d(mixtures)))
         return tv_distance_to_runs(mixtures, self.observed)[0]
 
+    def retract(self, mixtures: np.ndarray) -> np.ndarray:
+        """Each mixture outside the region moved straight towards its nearest run onto the region's edge
+        (TV distance scales linearly along that segment), so a search can slide along the boundary."""
+        mixtures = np.atleast_2d(mixtures)
+        if not np.isfinite(self.radius) or len(self.observed) == 0:
+            return mixtures
+        d, nearest = tv_distance_to_runs(mixtures, self.observed)
+        t = np.where(d > self.radius, self.radius * (1 - 1e-9) / np.maximum(d, 1e-300), 1.0)[:, None]
+        runs = self.observed[nearest]
+        return runs + t * (mixtures - runs)
+
     def inside(self, mixtures: np.ndarray) -> np.ndarray:
         if not np.isfinite(self.radius):
             return np.ones(len(np.atleast_2d(mixtures)), dtype=bool)

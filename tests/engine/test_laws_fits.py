@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from engine.errors import FitError, InputError
@@ -99,7 +100,9 @@ def test_weighted_objective_and_gradient(tmp_path, sqlite_url):
     step = 1e-6
     numeric = [(model.predict(p + step * np.eye(3)[j]) - model.predict(p - step * np.eye(3)[j]))[0] / (2 * step)
                for j in range(3)]
-    np.testing.assert_allclose(model.grad(p)[0], numeric, rtol=1e-5, atol=1e-7)
+    shares = torch.tensor(p, requires_grad=True)
+    (model.predict_targets_torch(shares) @ torch.as_tensor(model.weights)).sum().backward()
+    np.testing.assert_allclose(shares.grad.numpy()[0], numeric, rtol=1e-5, atol=1e-7)
 
 
 def test_predict_mixtures_cleans_names_and_reports_bad_rows(tmp_path, sqlite_url):
