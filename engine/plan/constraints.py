@@ -178,11 +178,13 @@ def _check_sums(domains, lo, hi, why_lo, why_hi, budget_tokens) -> None:
         )
 
 
-def project_box_simplex(mixtures: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 60) -> np.ndarray:
-    """Euclidean projection of rows onto ``{lo <= p <= hi, sum p = 1}`` (bisection on the shift).
+def project_box_simplex(mixtures: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 30) -> np.ndarray:
+    """Euclidean projection of rows onto ``{lo <= p <= hi, sum p = 1}`` (bisection on the shift, then exact).
 
     The projection is ``clip(x - tau, lo, hi)`` with ``tau`` chosen so the row sums to 1; the sum is
-    monotone in ``tau`` so bisection finds it. Rows must come from a feasible box (sum lo <= 1 <= sum hi).
+    monotone and piecewise linear in ``tau``, so bisection brackets it to ~1e-9 and the last step solves
+    for ``tau`` exactly on the shares the bracket leaves free. Rows must come from a feasible box
+    (sum lo <= 1 <= sum hi).
     """
     x = np.atleast_2d(np.asarray(mixtures, dtype=float))
     low = (x - hi[None, :]).min(axis=1) - 1.0
@@ -193,7 +195,13 @@ def project_box_simplex(mixtures: np.ndarray, lo: np.ndarray, hi: np.ndarray, it
         too_big = total > 1.0
         low = np.where(too_big, mid, low)
         high = np.where(too_big, high, mid)
-    p = np.clip(x - 0.5 * (low + high)[:, None], lo, hi)
+    mid = 0.5 * (low + high)
+    shifted = x - mid[:, None]
+    free = (shifted > lo) & (shifted < hi)
+    held = np.where(free, 0.0, np.clip(shifted, lo, hi)).sum(axis=1)
+    n_free = free.sum(axis=1)
+    tau = np.where(n_free > 0, (np.where(free, x, 0.0).sum(axis=1) - (1.0 - held)) / np.maximum(n_free, 1), mid)
+    p = np.clip(x - tau[:, None], lo, hi)
     return _fix_sum(p, lo, hi)
 
 

@@ -248,6 +248,7 @@ def _replica_optima(replicas: np.ndarray, short: np.ndarray, top_k: int, n: int)
     return np.array(optima) if optima else np.zeros((0, short.shape[1]))
 
 
+CONVERGED = 1e-7  # relative gain of a step below which a start stops
 STEP_FACTORS = np.array([4.0, 1.0, 0.25, 1.0 / 16])  # step lengths tried at once, relative to the last good one
 
 
@@ -281,8 +282,10 @@ def _refine(score_and_grad, bounds: Bounds, trust: TrustRegion, starts: np.ndarr
         values = np.where(ok, values, np.inf)
         pick = values.argmin(axis=1)
         moved = np.isfinite(values[np.arange(len(rows)), pick])
+        gain = np.where(moved, current[rows] - values[np.arange(len(rows)), pick], 0.0)
         step[rows] = np.where(moved, lengths[np.arange(len(rows)), pick], step[rows] * STEP_FACTORS[-1] / 4)
-        active[rows[~moved & (step[rows] < 1e-6)]] = False
+        # converged: steps too short to matter, or a gain far below any difference a user could see
+        active[rows[(~moved & (step[rows] < 1e-6)) | (moved & (gain < CONVERGED * np.abs(current[rows])))]] = False
         chosen = (np.arange(len(rows)) * n_try + pick)[moved]
         hit = rows[moved]
         p[hit], current[hit], grad[hit] = proposals[chosen], values[moved, pick[moved]], grads[chosen]

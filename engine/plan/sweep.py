@@ -9,7 +9,8 @@ The points are planned in budget order, each warm-started from its neighbour's
 plan and keeping it unless a better mixture is found by a margin beyond the
 refits' noise (:func:`engine.plan.optimize.optimize`), all with one seed: the
 curve moves only where the law says it should. Points after the first search
-a quarter of the candidates (the neighbour's plan carries the rest).
+a quarter of the candidates and refine from one candidate besides the top-k
+mean and the neighbour's plan (which carries the rest).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def sweep_budgets(
     objective_rows: dict[str, list[float | None]] = {"plan": []}
     order = sorted(range(len(budgets)), key=lambda i: budgets[i])
     warm_settings = replace(settings, n_samples=max(1, int(settings.n_samples * WARM_POOL)),
-                            n_local=max(1, int(settings.n_local * WARM_POOL)))
+                            n_local=max(1, int(settings.n_local * WARM_POOL)), n_starts=1)
     plans: dict[int, Plan | PlanError] = {}
     warm = None
     for done, i in enumerate(order):
