@@ -137,7 +137,7 @@ rec = plan.recommended
 lo, hi = rec.objective_interval
 best_baseline = min(plan.baselines, key=lambda o: o.objective)
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Predicted objective", number(rec.objective, 4), help=f"90% interval from bootstrap refits: [{lo:.4f}, {hi:.4f}]")
+m1.metric("Predicted objective", number(rec.objective, 4), help=f"90% interval from {plan.interval_source}: [{lo:.4f}, {hi:.4f}]")
 m2.metric("90% interval", f"[{number(lo, 4)}, {number(hi, 4)}]")
 m3.metric(f"vs best baseline ({best_baseline.name})", number(best_baseline.objective, 4),
           delta=difference(rec.objective - best_baseline.objective), delta_color="inverse")
@@ -148,9 +148,11 @@ for note in plan.notes:
 change = cached_law_change(project, url, data_hash, objective)
 if change:
     st.info(change, icon=":material/swap_horiz:")
+spread_text = ("unknown (no bootstrap refits)" if plan.optimum_spread_tv is None
+               else f"{plan.optimum_spread_tv:.3f} (mean TV across bootstrap refits)")
 st.caption(f"Budget {tokens(plan.budget_tokens)} tokens · law: {plan.law} (the CV winner unless chosen on the Fit page) · "
-           f"repetition: {plan.repetition['note']} · spread of the optimum across bootstrap refits: "
-           f"{plan.optimum_spread_tv:.3f} (mean TV) · plan id {plan.plan_id}")
+           f"intervals from {plan.interval_source} · repetition: {plan.repetition['note']} · "
+           f"spread of the optimum: {spread_text} · plan id {plan.plan_id}")
 
 st.subheader("Recommended mixture against the baselines")
 st.altair_chart(mixture_bars(plan), width="stretch")

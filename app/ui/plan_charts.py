@@ -12,11 +12,13 @@ from app.ui.style import domain_scale, option_scale
 
 
 def options_frame(plan: Plan) -> pd.DataFrame:
-    """Long form (option, domain, share, lo, hi); the plan's whiskers are the spread across bootstrap refits."""
+    """Long form (option, domain, share, lo, hi); the plan's whiskers are the spread across bootstrap refits
+    (none when the law has no refits: the spread is unknown, not zero)."""
     rows = []
+    known = plan.optimum_spread or {}
     for option in [plan.recommended, *plan.baselines]:
         for domain, share in option.mixture.items():
-            spread = plan.optimum_spread.get(domain, 0.0) if option is plan.recommended else 0.0
+            spread = known.get(domain, 0.0) if option is plan.recommended else 0.0
             rows.append((option.name, domain, share, max(share - spread, 0.0), min(share + spread, 1.0)))
     return pd.DataFrame(rows, columns=["option", "domain", "share", "lo", "hi"])
 
