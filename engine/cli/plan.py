@@ -9,6 +9,7 @@ import typer
 
 from engine.cli._app import app, emit_json, guarded
 from engine.cli.options import DbOption, JsonOption, ProjectOption, SeedOption, seed_or_default
+from engine.cli.progress import progress_bar
 from engine.errors import InputError
 from engine.counts import format_count, parse_count, parse_shares
 from engine.plan.constraints import Constraints
@@ -80,9 +81,11 @@ def plan_command(
         budget_tokens = parse_count(budget, what="a budget", flag="--budget")
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
         constraints = build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs)
-        plan = make_project_plan(project, budget_tokens, constraints, objective=objective, law=law,
-                                 model_params=model_params, repetition_form=_repetition(repetition),
-                                 settings=replace(OptimizerSettings(), seed=seed_or_default(seed)), url=db)
+        with progress_bar("plan") as progress:
+            plan = make_project_plan(project, budget_tokens, constraints, objective=objective, law=law,
+                                     model_params=model_params, repetition_form=_repetition(repetition),
+                                     settings=replace(OptimizerSettings(), seed=seed_or_default(seed)), url=db,
+                                     progress=progress)
         text = render_table(plan) if chosen == "table" else export(plan, chosen)
         if out is not None:
             out.write_text(text)
@@ -100,7 +103,8 @@ def render_table(plan) -> str:
     lines.append(f"{'domain':<28}{'share':>8}{'±spread':>9}{'epochs':>9}")
     for d, share in rec.mixture.items():
         e = rec.epochs[d]
-        lines.append(f"{d:<28}{share:>8.3f}{plan.optimum_spread.get(d, 0.0):>9.3f}"
+        spread = "-" if plan.optimum_spread is None else f"{plan.optimum_spread[d]:.3f}"
+        lines.append(f"{d:<28}{share:>8.3f}{spread:>9}"
                      f"{(f'{e:.2f}' if e is not None else '-'):>9}")
     lines.append("")
     lines.append(f"{'option':<22}{'objective':>10}{'90% interval':>22}{'dist. to runs':>15}")
@@ -113,6 +117,8 @@ def render_table(plan) -> str:
         lines.append("* projected onto the constraints")
     lines.append("")
     lines += [f"note: {n}" for n in plan.notes]
+    lines.append(f"intervals from {plan.interval_source}; ±spread: std of each share across the refits' optima"
+                 + (" (unknown: no refits)" if plan.optimum_spread is None else ""))
     lines.append(f"trust region: {plan.trust['rule']}")
     return "\n".join(lines) + "\n"
 
@@ -146,8 +152,9 @@ def sweep_command(
         grid = budget_grid(parse_count(low, what="a budget", flag="--low"),
                            parse_count(high, what="a budget", flag="--high"), points)
         model_params = parse_count(params, what="a model size", flag="--params") if params else None
-        sweep = sweep_project(project, grid, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
-                              objective=objective, law=law, model_params=model_params, url=db)
+        with progress_bar("sweep") as progress:
+            sweep = sweep_project(project, grid, build_constraints(min_, max_, fix, exclude, exclude_tag, max_epochs),
+                                  objective=objective, law=law, model_params=model_params, url=db, progress=progress)
         if as_json:
             emit_json(sweep.to_dict())
             return

@@ -22,6 +22,7 @@ from engine.plan.plausibility import implausible_prediction
 from engine.plan.plan import Plan, PlanContext, make_plan, with_id
 from engine.plan.suggest import Suggestion, suggest_runs
 from engine.plan.sweep import SWEEP_SETTINGS, BudgetSweep, sweep_budgets
+from engine.progress import ProgressCallback, report, scaled
 from engine.store import Plan as PlanRow
 from engine.store import session_scope
 from engine.store.queries import project_id
@@ -73,9 +74,10 @@ def plan_from_inputs(
     settings: OptimizerSettings = OptimizerSettings(),
     store: bool = True,
     url: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Plan:
     plan = make_plan(inputs.model, inputs.context, budget_tokens, constraints, objective=inputs.objective,
-                     settings=settings, law_fit_ids=inputs.law_fit_ids)
+                     settings=settings, law_fit_ids=inputs.law_fit_ids, progress=progress)
     warning = implausible_prediction(plan.recommended.objective, inputs.context.observed_objective)
     if warning is not None:
         plan = replace(plan, notes=[*plan.notes, f"warning: {warning}"])
@@ -94,11 +96,14 @@ def make_project_plan(
     settings: OptimizerSettings = OptimizerSettings(),
     store: bool = True,
     url: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Plan:
     """The recommended mixture of ``project`` for ``budget_tokens``, stored in the ``plan`` table."""
+    report(progress, "loading", 0, 1, "runs and fitted laws")
     inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params,
                              repetition_form=repetition_form, url=url)
-    return plan_from_inputs(inputs, budget_tokens, constraints, settings=settings, store=store, url=url)
+    return plan_from_inputs(inputs, budget_tokens, constraints, settings=settings, store=store, url=url,
+                            progress=progress)
 
 
 def save_plan(plan: Plan, *, url: str | None = None) -> Plan:
@@ -137,10 +142,13 @@ def sweep_project(
     repetition_form: str = "muennighoff",
     settings: OptimizerSettings = SWEEP_SETTINGS,
     url: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> BudgetSweep:
+    report(progress, "loading", 0, 1, "runs and fitted laws")
     inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params,
                              repetition_form=repetition_form, url=url)
-    return sweep_budgets(inputs.model, inputs.context, budgets, constraints, objective=objective, settings=settings)
+    return sweep_budgets(inputs.model, inputs.context, budgets, constraints, objective=objective, settings=settings,
+                         progress=progress)
 
 
 def suggest_for_project(
@@ -154,11 +162,14 @@ def suggest_for_project(
     model_params: float | None = None,
     seed: int = 0,
     url: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[Plan, Suggestion]:
     """The plan (not stored) and ``n`` proxy mixtures that would most narrow its interval."""
     if n < 1 or n > 1000:
         raise InputError(f"--n {n}: ask for between 1 and 1000 suggested runs.", hint="e.g. --n 8")
     inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params, url=url)
-    plan = plan_from_inputs(inputs, budget_tokens, constraints, store=False, url=url)
-    return plan, suggest_runs(inputs.model, plan, n, seed=seed)
+    plan = plan_from_inputs(inputs, budget_tokens, constraints, store=False, url=url,
+                            progress=scaled(progress, 0.0, 0.8))
+    return plan, suggest_runs(inputs.model, plan, n, observed=inputs.context.observed, seed=seed,
+                              progress=scaled(progress, 0.8, 1.0))
 
