@@ -123,9 +123,13 @@ class FittedObjective:
         """(m, t) and (B, m, t) like :meth:`predict_targets` and :meth:`predict_targets_replicas`, differentiable."""
         self._require_smooth()
         if self._batched is not None:
-            return self._batched.predict_torch(mixtures)
-        return (torch.stack([law.predict_torch(mixtures) for law in self.laws], dim=1),
-                torch.stack([rep.predict_torch(mixtures) for rep in self.replicas], dim=2))
+            mean, reps = self._batched.predict_torch(mixtures)
+        else:
+            mean = torch.stack([law.predict_torch(mixtures) for law in self.laws], dim=1)
+            reps = torch.stack([rep.predict_torch(mixtures) for rep in self.replicas], dim=2)
+        # a calibrated interval widens the replicas' deviations from the point prediction (fit area, issue 9)
+        scale = float(getattr(self, "interval_scale", 1.0))
+        return mean, reps if scale == 1.0 else mean[None] + scale * (reps - mean[None])
 
     def _require_smooth(self) -> None:
         if not self.smooth:

@@ -110,8 +110,8 @@ class BudgetAwareModel:
     @cached_property
     def real_refits(self) -> bool:
         """Do the replicas disagree about the law's shape (bootstrap refits), or only shift one model
-        (held-out residual offsets)? The law says so when it can (``real_refits``); otherwise probed."""
-        flag = getattr(self.base, "real_refits", None)
+        (held-out residual offsets)? The law says so when it can (``has_refits``); otherwise probed."""
+        flag = getattr(self.base, "has_refits", None)
         if flag is not None:
             return bool(flag)
         k = len(self.domains)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from engine.cli.progress import progress_bar
 from engine.plan.budget_law import BudgetAwareModel
 from engine.plan.constraints import Constraints
 from engine.plan.optimize import OptimizerSettings
@@ -15,7 +18,7 @@ from engine.plan.repetition import RepetitionLaw
 from engine.plan.sweep import SWEEP_SETTINGS, budget_grid, sweep_budgets
 from engine.plan.synthetic import fit_power_model, truth
 from engine.plan.token_law import TokenLaw
-from engine.progress import Cancelled
+from engine.progress import Cancelled, ProgressEvent
 
 DOMAINS = ["gold", "web", "code", "books", "news"]
 UNKNOWN = np.full(5, np.nan)  # no unique-token counts: nothing repeats, no epoch cap binds
@@ -106,3 +109,21 @@ def test_cancelling_stops_the_sweep():
     with pytest.raises(Cancelled):
         sweep_budgets(model, ctx, budget_grid(1e9, 1e12, 4), Constraints(), progress=cancel_at_the_second_budget)
     assert seen[-1].stage == "sweep" and seen[-1].done == 1  # nothing ran after the callback raised
+
+
+def test_the_cli_bar_draws_on_a_terminal_and_stays_off_a_pipe(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with progress_bar("sweep") as progress:
+        for done in range(5):
+            progress(ProgressEvent("sweep", done, 4, f"budget {done}"))
+    assert "sweep:" in terminal.getvalue()
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+    with progress_bar("sweep") as progress:
+        progress(ProgressEvent("sweep", 1, 1))
+    assert pipe.getvalue() == ""

@@ -102,5 +102,5 @@ def test_a_flag_on_the_law_wins_over_the_probe(laws):
     base = real.base
     flagged = PowerMixtureModel(base.domains, base.targets, base.weights, base.offset, base.scale,
                                 replica_offsets=base.replica_offsets, replica_scales=base.replica_scales)
-    flagged.real_refits = False
+    flagged.has_refits = False
     assert not BudgetAwareModel(flagged, UNIQUE, RepetitionLaw(), TOKEN_LAW).real_refits
