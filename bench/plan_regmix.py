@@ -1,6 +1,17 @@
 """Benchmark: plans on the 512 RegMix runs, judged by a model that never saw the planner's runs.
 
-Run: ``python bench/plan_regmix.py [--splits 4] [--quick]`` from the repository root.
+Run: ``python bench/plan_regmix.py [--splits 4] [--quick] [--reference 1aa244a]`` from the repository root.
+
+Two parts, both stated in the output:
+
+* speed and continuity beside the old planner: the default law (GP) is fitted once on all 512 runs
+  (5-fold CV, 100 bootstrap refits) and the SAME fitted law is planned with by this checkout and by
+  the reference commit, which the bench checks out itself (``git worktree add --detach
+  /tmp/mixplan-ref-plan <ref>``) and runs in a subprocess with PYTHONPATH pointing there. Both plans
+  are scored by the new code's model (same law, same budget): prediction and score (prediction + the
+  refits' spread). The reference's sweep is capped (``--reference-sweep-points``) because it takes
+  minutes; the output says so. Times are wall and CPU seconds with the machine load.
+* plan quality against RegMix's recipe, judged by a model that never saw the planner's runs:
 
 Setup (all stated in the output):
 * runs: RegMix 1M-parameter proxies (Liu et al. 2024), 17 Pile training domains, 13 eval losses,
@@ -19,8 +30,13 @@ Setup (all stated in the output):
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -31,18 +47,19 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# the reference run imports the old engine: its checkout comes first on the path
+sys.path.insert(0, os.environ.get("MIXPLAN_BENCH_ENGINE", str(ROOT)))
 
-from engine.plan.budget_law import BudgetAwareModel  # noqa: E402
-from engine.plan.constraints import Constraints  # noqa: E402
+from engine.plan.budget_law import build_budget_model  # noqa: E402
+from engine.plan.constraints import Constraints, resolve  # noqa: E402
 from engine.plan.optimize import OptimizerSettings  # noqa: E402
 from engine.plan.plan import PlanContext, make_plan  # noqa: E402
-from engine.plan.repetition import RepetitionLaw  # noqa: E402
 from engine.plan.sweep import budget_grid, sweep_budgets  # noqa: E402
-from engine.plan.token_law import fit_token_law  # noqa: E402
-from engine.plan.constraints import resolve  # noqa: E402
+from engine.store.dataset import Dataset  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "regmix"
+DATA = Path(os.environ.get("MIXPLAN_REGMIX_DATA", "/work/shared/data/regmix"))
+REFERENCE = "1aa244a"  # landed main before issue 9
+REFERENCE_TREE = Path("/tmp/mixplan-ref-plan")
 BUDGET = 25e9
 MAX_EPOCHS = 4.0
 PROXY_TOKENS = 1e9
@@ -116,26 +133,33 @@ def regmix_recipe(model: TreeObjective, prior: np.ndarray, rng, n=100_000, top=1
     return samples[np.argsort(pred)[:top]].mean(axis=0)
 
 
-def engine_law_model(law, x, y, domains, targets, objective, run_ids):
-    """The project's own law as `mixplan plan` would load it: engine.laws via the fit service's fit_law."""
-    from engine.laws.objective import parse_objective
-    from engine.services.fits import fit_law, model_from_fit
-    from engine.store.dataset import Dataset
-
+def regmix_dataset(x, y, domains, targets, run_ids, unique=None) -> Dataset:
     n = len(x)
-    ds = Dataset("regmix", [str(i) for i in run_ids], domains, targets, ["lower"] * len(targets), x, y,
-                 np.full(n, PROXY_TOKENS), np.full(n, 1e6), np.full(len(domains), np.nan))
+    return Dataset("regmix", [str(i) for i in run_ids], domains, targets, ["lower"] * len(targets), x, y,
+                   np.full(n, PROXY_TOKENS), np.full(n, 1e6),
+                   np.full(len(domains), np.nan) if unique is None else unique)
+
+
+def engine_law_doc(law, x, y, domains, targets, objective, run_ids, folds=3, bootstrap=20):
+    """The project's own law as `mixplan fit` stores it (engine.services.fits.fit_law)."""
+    from engine.laws.objective import parse_objective
+    from engine.services.fits import fit_law
+
+    ds = regmix_dataset(x, y, domains, targets, run_ids)
     spec = parse_objective(objective, targets, ds.directions)
-    doc = fit_law(ds, spec, law, folds=3, bootstrap=20, seed=0)
-    return model_from_fit({**doc, "objective": spec.key})
+    return {**fit_law(ds, spec, law, folds=folds, bootstrap=bootstrap, seed=0), "objective": spec.key}
 
 
-def budget_model(base, unique, tokens_of_runs, k):
-    token_law = fit_token_law(directions=["lower"] * len(base.targets), mixtures=np.zeros((len(tokens_of_runs), k)),
-                              final=np.full((len(tokens_of_runs), len(base.targets)), np.nan), tokens=tokens_of_runs,
-                              model_params=np.full(len(tokens_of_runs), 1e6), curve_run=np.zeros(0, int),
-                              curve_target=np.zeros(0, int), curve_tokens=np.zeros(0), curve_value=np.zeros(0))
-    return BudgetAwareModel(base, unique, RepetitionLaw(), token_law)
+def engine_law_model(law, x, y, domains, targets, objective, run_ids):
+    from engine.services.fits import model_from_fit
+
+    return model_from_fit(engine_law_doc(law, x, y, domains, targets, objective, run_ids))
+
+
+def budget_model(base, x, y, domains, targets, unique):
+    """The mixing law moved to budgets with the repetition and token laws fitted on the runs (one budget:
+    the priors), as `mixplan plan` builds it."""
+    return build_budget_model(regmix_dataset(x, y, domains, targets, range(len(x)), unique), base)
 
 
 def main() -> None:
@@ -146,7 +170,27 @@ def main() -> None:
                     help="engine.laws laws to plan with too (comma-separated; empty for none)")
     ap.add_argument("--first-split", type=int, default=0,
                     help="seed offset of the splits: tune on one range, confirm on another")
+    ap.add_argument("--law", default="gp", help="the law of the speed part (the default law)")
+    ap.add_argument("--reference", default=REFERENCE, help="commit of the old planner ('' to skip it)")
+    ap.add_argument("--reference-sweep-points", type=int, default=2,
+                    help="the old sweep takes ~10 s a point on a quiet machine: how many of the 12 to run")
+    ap.add_argument("--reference-timeout", type=float, default=1800.0)
+    ap.add_argument("--skip-judge", action="store_true", help="only the speed and continuity part")
+    ap.add_argument("--measure", help=argparse.SUPPRESS)
+    ap.add_argument("--measure-out", help=argparse.SUPPRESS)
+    ap.add_argument("--measure-sweep-points", type=int, default=12, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.measure:
+        Path(args.measure_out).write_text(json.dumps(measure(args.measure, args.measure_sweep_points)))
+        return
+    print(f"# plan_regmix  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
+          f"{platform.processor() or platform.machine()}  python {platform.python_version()}  {load_str()}")
+    speed(args)
+    if not args.skip_judge:
+        judge(args)
+
+
+def judge(args) -> None:
     domains, targets, x, y = load()
     n, k = x.shape
     unique = np.array([PILE_GIB[d] * 2**30 * TOKENS_PER_BYTE for d in domains])
@@ -160,8 +204,7 @@ def main() -> None:
             "plan, no trust/pessimism": OptimizerSettings(pessimism=0.0, trust_scale=np.inf),
             "plan, 30k samples": OptimizerSettings(n_samples=30000),
         })
-    print(f"# plan_regmix  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
-          f"{platform.processor() or platform.machine()}  python {platform.python_version()}")
+    print(f"\n## quality: held-out judge, {load_str()}")
     print(f"runs {n}, domains {k}, targets {len(targets)}; budget {BUDGET:.3g} tokens, cap {MAX_EPOCHS:g} epochs; "
           f"unique tokens = Pile Table 1 GiB x 2^30 x {TOKENS_PER_BYTE} tokens/byte")
     rows = []
@@ -175,7 +218,7 @@ def main() -> None:
         judge_targets = lambda m: judge.predict_targets(np.atleast_2d(m))  # noqa: E731
         for obj_name, weights in objectives.items():
             base = TreeObjective.fit(x[plan_idx], y[plan_idx], domains, targets, weights, seed=split, direct=True)
-            model = budget_model(base, unique, np.full(len(plan_idx), PROXY_TOKENS), k)
+            model = budget_model(base, x[plan_idx], y[plan_idx], domains, targets, unique)
             measured = y[plan_idx] @ weights
             ctx = PlanContext(x[plan_idx], measured, [str(i) for i in plan_idx], unique, [{}] * k, [None] * k,
                               "regmix", "")
@@ -193,8 +236,8 @@ def main() -> None:
             for law in [name for name in args.laws.split(",") if name]:
                 t0 = time.perf_counter()
                 engine_model = budget_model(engine_law_model(law, x[plan_idx], y[plan_idx], domains, targets,
-                                                             obj_name, plan_idx), unique,
-                                            np.full(len(plan_idx), PROXY_TOKENS), k)
+                                                             obj_name, plan_idx), x[plan_idx], y[plan_idx],
+                                            domains, targets, unique)
                 timing.setdefault(f"fit {law} (s)", []).append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 plan = make_plan(engine_model, ctx, BUDGET, constraints, settings=OptimizerSettings(seed=split))
@@ -230,30 +273,121 @@ def main() -> None:
 
     print("timings per split (median):", ", ".join(f"{name} {np.median(v):.2f}" for name, v in timing.items()))
 
-    # timings on the full 512 runs: one plan with intervals, and a 12-point budget sweep
-    weights = objectives["mean"]
-    base = TreeObjective.fit(x, y, domains, targets, weights, seed=0, direct=True)
-    model = budget_model(base, unique, np.full(n, PROXY_TOKENS), k)
-    ctx = PlanContext(x, y @ weights, [str(i) for i in range(n)], unique, [{}] * k, [None] * k, "regmix", "")
-    t0 = time.perf_counter()
-    make_plan(model, ctx, BUDGET, constraints)
-    one = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sweep = sweep_budgets(model, ctx, budget_grid(1e8, 1e13, 12), constraints)
-    sweep_s = time.perf_counter() - t0
-    print(f"\nwall time, 512 runs, mean objective, tree on the objective: one plan with intervals {one:.2f} s "
-          f"(target < 2 s); 12-point budget sweep {sweep_s:.2f} s (target < 10 s)")
-    for law in [name for name in args.laws.split(",") if name]:
-        engine_model = budget_model(engine_law_model(law, x, y, domains, targets, "mean", np.arange(n)), unique,
-                                    np.full(n, PROXY_TOKENS), k)
-        t0 = time.perf_counter()
-        make_plan(engine_model, ctx, BUDGET, constraints)
-        one = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sweep_budgets(engine_model, ctx, budget_grid(1e8, 1e13, 12), constraints)
-        print(f"wall time, 512 runs, mean objective, engine law {law} (13 per-target laws): one plan with "
-              f"intervals {one:.2f} s; 12-point sweep {time.perf_counter() - t0:.2f} s")
-    print("cap reached (4 epochs):", ", ".join(f"{d} at {b:.2g}" for d, b in sweep.cap_budget.items() if b) or "none")
+
+def load_str() -> str:
+    a, b, c = os.getloadavg()
+    return f"load {a:.1f}/{b:.1f}/{c:.1f} on {os.cpu_count()} cores"
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(doc_path: str, sweep_points: int) -> dict:
+    """Plan and sweep with the fitted law in ``doc_path`` through whichever engine is on the path."""
+    from engine.services.fits import model_from_fit
+
+    domains, targets, x, y = load()
+    n, k = x.shape
+    unique = np.array([PILE_GIB[d] * 2**30 * TOKENS_PER_BYTE for d in domains])
+    base = model_from_fit(json.loads(Path(doc_path).read_text()))
+    w = np.asarray(base.weights)
+    out = {}
+    for label, uniq, cons in (("pile", unique, Constraints(max_epochs=MAX_EPOCHS)), ("flat", None, Constraints())):
+        model = budget_model(base, x, y, domains, targets, uniq)
+        ctx = PlanContext(x, y @ w, [str(i) for i in range(n)], unique if uniq is not None else np.full(k, np.nan),
+                          [{}] * k, [None] * k, "regmix", "")
+        if label == "pile":
+            make_plan(model, ctx, BUDGET, cons, settings=OptimizerSettings(n_samples=50, n_local=10, shortlist=20,
+                                                                          top_k=5, steps=1))  # warm-up
+            plan, wall, cpu = timed(lambda: make_plan(model, ctx, BUDGET, cons))
+            out["plan"] = {"wall": wall, "cpu": cpu, "mixture": plan.mixture_array().tolist()}
+            grid = budget_grid(1e8, 1e13, 12)[:sweep_points]
+        else:  # all runs share one budget and nothing repeats: the law does not depend on the budget
+            grid = budget_grid(1e8, 1e13, 8)[:sweep_points]
+        sweep, wall, cpu = timed(lambda: sweep_budgets(model, ctx, grid, cons))
+        out[f"sweep_{label}"] = {"wall": wall, "cpu": cpu, "points": len(grid), "shares": sweep.shares,
+                                 "objective": sweep.objective["plan"]}
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def reference_tree(ref: str) -> Path:
+    if not (REFERENCE_TREE / "engine").exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(REFERENCE_TREE), ref],
+                       check=True, capture_output=True)
+    return REFERENCE_TREE
+
+
+def run_measure(engine: Path, doc_path: str, sweep_points: int, timeout: float) -> dict | None:
+    env = {**os.environ, "MIXPLAN_BENCH_ENGINE": str(engine), "PYTHONPATH": str(engine)}
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        try:
+            subprocess.run([sys.executable, __file__, "--measure", doc_path, "--measure-out", out.name,
+                            "--measure-sweep-points", str(sweep_points)], env=env, check=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return json.loads(Path(out.name).read_text())
+
+
+def speed(args) -> None:
+    """The default law fitted once; planned with by this checkout and by the reference, side by side."""
+    from engine.services.fits import model_from_fit
+
+    domains, targets, x, y = load()
+    n, k = x.shape
+    unique = np.array([PILE_GIB[d] * 2**30 * TOKENS_PER_BYTE for d in domains])
+    print(f"\n## speed and continuity: law {args.law}, mean of {len(targets)} targets, fitted once on all {n} runs "
+          f"(5-fold CV, 100 bootstrap refits); {load_str()}")
+    doc, fit_wall, _ = timed(lambda: engine_law_doc(args.law, x, y, domains, targets, "mean", np.arange(n),
+                                                     folds=5, bootstrap=100))
+    print(f"fit (this checkout, for both): {fit_wall:.1f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        doc_path = str(Path(tmp) / "fit.json")
+        Path(doc_path).write_text(json.dumps(doc))
+        new = run_measure(ROOT, doc_path, 12, timeout=3600)
+        old = None
+        if args.reference:
+            old = run_measure(reference_tree(args.reference), doc_path, args.reference_sweep_points,
+                              timeout=args.reference_timeout)
+    model = budget_model(model_from_fit(doc), x, y, domains, targets, unique)
+
+    def score(mixture):
+        m = np.asarray(mixture)[None, :]
+        pred = float(model.predict(m, BUDGET)[0])
+        return pred, pred + float(model.predict_replicas(m, BUDGET).std(axis=0)[0])
+
+    ref = f"reference {args.reference}" if args.reference else "reference (not run)"
+    print(f"{'':44}{'this checkout':>22}{ref:>30}")
+
+    def row(label, fmt, a, b):
+        print(f"{label:<44}{fmt(a):>22}{(fmt(b) if b is not None else 'not run'):>30}")
+
+    secs = lambda d: f"{d['wall']:.2f} wall / {d['cpu']:.2f} cpu"  # noqa: E731
+    row("one plan with intervals, 25B, 4-epoch cap (s)", secs, new["plan"], old and old["plan"])
+    if old is None and args.reference:
+        print(f"reference capped: it did not finish within {args.reference_timeout:.0f} s")
+    row("predicted objective of the plan (new model)", lambda d: f"{score(d['mixture'])[0]:.4f}", new["plan"],
+        old and old["plan"])
+    row("score = prediction + refit spread", lambda d: f"{score(d['mixture'])[1]:.4f}", new["plan"],
+        old and old["plan"])
+    sweep_label = lambda d: f"{d['wall']:.2f} / {d['cpu']:.2f} cpu, {d['points']} pts"  # noqa: E731
+    row("budget sweep 1e8..1e13, 12 points (s)", sweep_label, new["sweep_pile"], old and old["sweep_pile"])
+    if old is not None and old["sweep_pile"]["points"] < 12:
+        print(f"  (reference sweep capped at its first {old['sweep_pile']['points']} of 12 points: "
+              "minutes for the full grid)")
+    for name, d in (("this checkout", new), (ref, old)):
+        if d is None:
+            continue
+        shares = np.array(d["sweep_flat"]["shares"], dtype=float)
+        step = 0.5 * np.abs(np.diff(shares, axis=0)).sum(axis=1) if len(shares) > 1 else np.zeros(0)
+        print(f"no budget dependence (unique tokens unknown, no cap), {name}: {len(shares)} points, "
+              f"largest TV move between neighbours {step.max() if len(step) else 0:.4f}, objective "
+              + ", ".join(f"{v:.4f}" for v in d["sweep_flat"]["objective"]))
+    print(f"peak RSS of the measuring process: this checkout {new['peak_rss_mib']:.0f} MiB"
+          + (f", reference {old['peak_rss_mib']:.0f} MiB" if old else ""))
 
 
 def _print_plan(plan, objective):
