@@ -176,12 +176,13 @@ def main() -> None:
                     help="the old sweep takes ~10 s a point on a quiet machine: how many of the 12 to run")
     ap.add_argument("--reference-timeout", type=float, default=1800.0)
     ap.add_argument("--skip-judge", action="store_true", help="only the speed and continuity part")
+    ap.add_argument("--fit-doc", help="JSON of the speed part's fit: read if it exists, else written there")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--measure-out", help=argparse.SUPPRESS)
     ap.add_argument("--measure-sweep-points", type=int, default=12, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        Path(args.measure_out).write_text(json.dumps(measure(args.measure, args.measure_sweep_points)))
+        measure(args.measure, args.measure_sweep_points, args.measure_out)
         return
     print(f"# plan_regmix  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  python {platform.python_version()}  {load_str()}")
@@ -285,8 +286,9 @@ def timed(fn):
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(doc_path: str, sweep_points: int) -> dict:
-    """Plan and sweep with the fitted law in ``doc_path`` through whichever engine is on the path."""
+def measure(doc_path: str, sweep_points: int, out_path: str) -> None:
+    """Plan and sweep with the fitted law in ``doc_path`` through whichever engine is on the path; each
+    result is written to ``out_path`` as it arrives, so a capped run still reports what it finished."""
     from engine.services.fits import model_from_fit
 
     domains, targets, x, y = load()
@@ -295,23 +297,26 @@ def measure(doc_path: str, sweep_points: int) -> dict:
     base = model_from_fit(json.loads(Path(doc_path).read_text()))
     w = np.asarray(base.weights)
     out = {}
+
+    def save():
+        out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        Path(out_path).write_text(json.dumps(out))
+
     for label, uniq, cons in (("pile", unique, Constraints(max_epochs=MAX_EPOCHS)), ("flat", None, Constraints())):
         model = budget_model(base, x, y, domains, targets, uniq)
         ctx = PlanContext(x, y @ w, [str(i) for i in range(n)], unique if uniq is not None else np.full(k, np.nan),
                           [{}] * k, [None] * k, "regmix", "")
         if label == "pile":
-            make_plan(model, ctx, BUDGET, cons, settings=OptimizerSettings(n_samples=50, n_local=10, shortlist=20,
-                                                                          top_k=5, steps=1))  # warm-up
             plan, wall, cpu = timed(lambda: make_plan(model, ctx, BUDGET, cons))
             out["plan"] = {"wall": wall, "cpu": cpu, "mixture": plan.mixture_array().tolist()}
+            save()
             grid = budget_grid(1e8, 1e13, 12)[:sweep_points]
         else:  # all runs share one budget and nothing repeats: the law does not depend on the budget
             grid = budget_grid(1e8, 1e13, 8)[:sweep_points]
         sweep, wall, cpu = timed(lambda: sweep_budgets(model, ctx, grid, cons))
         out[f"sweep_{label}"] = {"wall": wall, "cpu": cpu, "points": len(grid), "shares": sweep.shares,
                                  "objective": sweep.objective["plan"]}
-    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return out
+        save()
 
 
 def reference_tree(ref: str) -> Path:
@@ -321,15 +326,18 @@ def reference_tree(ref: str) -> Path:
     return REFERENCE_TREE
 
 
-def run_measure(engine: Path, doc_path: str, sweep_points: int, timeout: float) -> dict | None:
+def run_measure(engine: Path, doc_path: str, sweep_points: int, timeout: float) -> tuple[dict, bool]:
+    """What the measuring subprocess finished, and whether it was cut off by ``timeout``."""
     env = {**os.environ, "MIXPLAN_BENCH_ENGINE": str(engine), "PYTHONPATH": str(engine)}
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         try:
             subprocess.run([sys.executable, __file__, "--measure", doc_path, "--measure-out", out.name,
                             "--measure-sweep-points", str(sweep_points)], env=env, check=True, timeout=timeout)
+            capped = False
         except subprocess.TimeoutExpired:
-            return None
-        return json.loads(Path(out.name).read_text())
+            capped = True
+        text = Path(out.name).read_text()
+        return (json.loads(text) if text else {}), capped
 
 
 def speed(args) -> None:
@@ -341,17 +349,23 @@ def speed(args) -> None:
     unique = np.array([PILE_GIB[d] * 2**30 * TOKENS_PER_BYTE for d in domains])
     print(f"\n## speed and continuity: law {args.law}, mean of {len(targets)} targets, fitted once on all {n} runs "
           f"(5-fold CV, 100 bootstrap refits); {load_str()}")
-    doc, fit_wall, _ = timed(lambda: engine_law_doc(args.law, x, y, domains, targets, "mean", np.arange(n),
-                                                     folds=5, bootstrap=100))
-    print(f"fit (this checkout, for both): {fit_wall:.1f} s")
+    if args.fit_doc and Path(args.fit_doc).exists():
+        doc = json.loads(Path(args.fit_doc).read_text())
+        print(f"fit: read from {args.fit_doc}")
+    else:
+        doc, fit_wall, _ = timed(lambda: engine_law_doc(args.law, x, y, domains, targets, "mean", np.arange(n),
+                                                         folds=5, bootstrap=100))
+        print(f"fit (this checkout, for both): {fit_wall:.1f} s")
+        if args.fit_doc:
+            Path(args.fit_doc).write_text(json.dumps(doc))
     with tempfile.TemporaryDirectory() as tmp:
         doc_path = str(Path(tmp) / "fit.json")
         Path(doc_path).write_text(json.dumps(doc))
-        new = run_measure(ROOT, doc_path, 12, timeout=3600)
-        old = None
+        new, _ = run_measure(ROOT, doc_path, 12, timeout=3600)
+        old, capped = None, False
         if args.reference:
-            old = run_measure(reference_tree(args.reference), doc_path, args.reference_sweep_points,
-                              timeout=args.reference_timeout)
+            old, capped = run_measure(reference_tree(args.reference), doc_path, args.reference_sweep_points,
+                                      timeout=args.reference_timeout)
     model = budget_model(model_from_fit(doc), x, y, domains, targets, unique)
 
     def score(mixture):
@@ -362,24 +376,21 @@ def speed(args) -> None:
     ref = f"reference {args.reference}" if args.reference else "reference (not run)"
     print(f"{'':44}{'this checkout':>22}{ref:>30}")
 
-    def row(label, fmt, a, b):
-        print(f"{label:<44}{fmt(a):>22}{(fmt(b) if b is not None else 'not run'):>30}")
+    def row(label, fmt, key):
+        b = (old or {}).get(key)
+        print(f"{label:<44}{fmt(new[key]):>22}{(fmt(b) if b is not None else 'not run'):>30}")
 
     secs = lambda d: f"{d['wall']:.2f} wall / {d['cpu']:.2f} cpu"  # noqa: E731
-    row("one plan with intervals, 25B, 4-epoch cap (s)", secs, new["plan"], old and old["plan"])
-    if old is None and args.reference:
-        print(f"reference capped: it did not finish within {args.reference_timeout:.0f} s")
-    row("predicted objective of the plan (new model)", lambda d: f"{score(d['mixture'])[0]:.4f}", new["plan"],
-        old and old["plan"])
-    row("score = prediction + refit spread", lambda d: f"{score(d['mixture'])[1]:.4f}", new["plan"],
-        old and old["plan"])
+    row("one plan with intervals, 25B, 4-epoch cap (s)", secs, "plan")
+    row("predicted objective of the plan (new model)", lambda d: f"{score(d['mixture'])[0]:.4f}", "plan")
+    row("score = prediction + refit spread", lambda d: f"{score(d['mixture'])[1]:.4f}", "plan")
     sweep_label = lambda d: f"{d['wall']:.2f} / {d['cpu']:.2f} cpu, {d['points']} pts"  # noqa: E731
-    row("budget sweep 1e8..1e13, 12 points (s)", sweep_label, new["sweep_pile"], old and old["sweep_pile"])
-    if old is not None and old["sweep_pile"]["points"] < 12:
-        print(f"  (reference sweep capped at its first {old['sweep_pile']['points']} of 12 points: "
-              "minutes for the full grid)")
+    row("budget sweep 1e8..1e13, 12 points (s)", sweep_label, "sweep_pile")
+    if args.reference:
+        print(f"  (reference capped: sweeps on their first {args.reference_sweep_points} points only, "
+              f"{args.reference_timeout:.0f} s in all{'; it ran out of time' if capped else ''})")
     for name, d in (("this checkout", new), (ref, old)):
-        if d is None:
+        if not d or "sweep_flat" not in d:
             continue
         shares = np.array(d["sweep_flat"]["shares"], dtype=float)
         step = 0.5 * np.abs(np.diff(shares, axis=0)).sum(axis=1) if len(shares) > 1 else np.zeros(0)
