@@ -63,7 +63,9 @@ class RoundView:
     interval_width: float | None
 
 
-def reason_for(spread: float, distance_to_plan: float) -> str:
+def reason_for(spread: float, distance_to_plan: float, basis: str = "") -> str:
+    if not math.isfinite(spread):  # the law has no refits: the suggestion says what picked it instead
+        return f"{basis} {distance_to_plan:.3f} TV from the plan's mixture."
     return (f"the bootstrap refits disagree by {spread:.3g} (std of the objective) here, "
             f"{distance_to_plan:.3f} TV from the plan's mixture")
 
@@ -81,8 +83,8 @@ def store_suggestion(project: str, plan: Plan, suggestion: Suggestion, *, budget
             rows.append(PendingRun(
                 project_id=p.id, name=f"next-r{round_}-{i:02d}", round=round_,
                 mixture={d: round(float(v), 6) for d, v in zip(suggestion.domains, mixture)},
-                budget_tokens=budget_tokens, reason=reason_for(float(spread), float(distance)),
-                spread=float(spread), state="pending", plan_id=plan.plan_id))
+                budget_tokens=budget_tokens, reason=reason_for(float(spread), float(distance), suggestion.basis),
+                spread=float(spread) if math.isfinite(spread) else None, state="pending", plan_id=plan.plan_id))
         s.add_all(rows)
     return list_pending(project, round_=round_, url=url)
 
@@ -105,7 +107,7 @@ def suggest_pending(project: str, budget_tokens: float, n: int, constraints: Con
     report(progress, "planning", 1, 3)
     plan = plan_from_inputs(inputs, budget_tokens, constraints, store=True, url=url)
     report(progress, "choosing mixtures", 2, 3)
-    suggestion = suggest_runs(inputs.model, plan, n, seed=seed)
+    suggestion = suggest_runs(inputs.model, plan, n, observed=inputs.context.observed, seed=seed)
     with session_scope(url) as s:
         proxy = proxy_scale_tokens(load_dataset(s, project).tokens)
     pending = store_suggestion(project, plan, suggestion, budget_tokens=proxy if math.isfinite(proxy) else None,
