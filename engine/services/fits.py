@@ -117,7 +117,7 @@ def _law_options(law_cls, seed: int) -> dict[str, Any]:
 
 
 def _row_from_fit(fit: LawFit, reused: bool) -> LawRow:
-    m = fit.cv_metrics
+    m = {key: float("nan") if value is None else value for key, value in fit.cv_metrics.items()}  # see json_safe
     return LawRow(fit.law, bool(fit.params.get("smooth")), m["spearman"], m["pearson"], m["mae"], m["rmse"],
                   m["top1_rank"], m["top1_gap"], fit.seconds, reused,
                   coverage=float(m.get("coverage90", float("nan"))), not_converged=tuple(m.get("not_converged", ())))
@@ -245,7 +245,7 @@ def _store_fits(project: str, project_id: int, objective: str, data_hash: str, o
                     out[name] = _row_from_fit(stored, reused=True)
                     continue
                 fit = LawFit(project_id=project_id, law=name, objective=objective, options=options,
-                             data_hash=data_hash, **doc)
+                             data_hash=data_hash, **{key: json_safe(value) for key, value in doc.items()})
                 s.add(fit)
                 s.flush()
                 record_action(s, "fit", project, {"law": name, "objective": objective, "fit": fit.id})
@@ -256,6 +256,18 @@ def _store_fits(project: str, project_id: int, objective: str, data_hash: str, o
         return retry_write(write)
     except DBAPIError as exc:
         raise store_error(exc, "the fitted laws could not be stored; nothing was changed") from exc
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: PostgreSQL's JSON refuses them (a coverage or scale that
+    could not be computed on a small project is unknown, not a number)."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _stored_fit(session, project_id: int, law: str, objective: str, data_hash: str,
@@ -296,7 +308,7 @@ def model_from_fit(fit: LawFit | dict[str, Any]) -> FittedObjective:
     spec = ObjectiveSpec(fit.objective if isinstance(fit, LawFit) else fit.get("objective", ""), params["targets"],
                          np.asarray(params["weights"], dtype=float))
     return FittedObjective(params["law"], bool(params["smooth"]), spec, params["domains"], laws, replicas,
-                           has_refits=boot.get("kind") == "refits", interval_scale=float(boot.get("interval_scale", 1.0)))
+                           has_refits=boot.get("kind") == "refits", interval_scale=float(boot.get("interval_scale") or 1.0))
 
 
 def load_objective_model(project: str, *, objective: str | dict[str, float] = "mean", law: str | None = None,
