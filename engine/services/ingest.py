@@ -1,4 +1,4 @@
-"""Import run logs into a project: detect the format, validate, write in one transaction.
+"""Import run logs into a project: detect the format, validate, stage a chunk at a time, publish at once.
 
 Formats (see the README): the RegMix pair, the Olmix swarm pair, tidy CSV,
 JSONL, and domain metadata (CSV or YAML). Either every file lands whole or
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from engine.services.projects import validate_project_name
 from engine.store import Domain, IngestBatch, Project, get_engine
 from engine.store.queries import find_project, project_or_none
 from engine.store.session import retry_write, store_error
+from engine.store.staging import drop_stage, heartbeat, open_stage, purge_dead_stages
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +150,11 @@ def ingest_files(
     roles: ColumnRoles | None = None,
     display_names: dict[str, str] | None = None,
 ) -> IngestReport:
-    """Import ``paths`` into ``project`` in one transaction (all or nothing).
+    """Import ``paths`` into ``project``: all or nothing, as readers see it.
 
-    ``display_names`` maps a path to the name the user knows (uploads), so messages name the user's file.
-    Raises InputError (file, line, column, fix) on any problem; the database is then unchanged.
+    The rows are staged a committed chunk at a time (another writer never waits long for the lock) and published
+    in one short transaction. ``display_names`` maps a path to the name the user knows (uploads), so messages name
+    the user's file. Raises InputError (file, line, column, fix) on any problem; readers then see no change.
     """
     project = validate_project_name(project)
     if not paths:
@@ -167,19 +169,16 @@ def ingest_files(
         notes = Notes()
         plan = _plan(sources, roles, notes)
         batch_hash = _batch_hash(sources, roles)
-        session = Session(engine, expire_on_commit=False)
-        try:
-            report = _import(session, project, plan, batch_hash, notes, create)
-            if report.already_imported:
-                session.rollback()
-            else:
-                session.commit()
-            return report
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with engine.connect() as connection:
+            purge_dead_stages(connection)
+            earlier = _already_imported(connection, project, plan, batch_hash, create)
+            if earlier is not None:
+                return earlier
+            stage_id = open_stage(connection, project)
+            try:
+                return _import(connection, stage_id, project, plan, batch_hash, notes)
+            finally:
+                drop_stage(connection, stage_id)
 
     try:
         return retry_write(attempt)
@@ -187,58 +186,88 @@ def ingest_files(
         raise store_error(exc, f"the import into '{project}' failed; nothing was changed") from exc
 
 
-def _import(session: Session, project: str, plan: _ImportPlan, batch_hash: str, notes: Notes, create: bool) -> IngestReport:
-    files = [s.display for s in plan.sources]
-    project_row = find_project(session, project) if not create else project_or_none(session, project)
-    if project_row is None:
-        project_row = Project(name=project, description="")
-        session.add(project_row)
-        session.flush()
-    earlier = session.scalar(select(IngestBatch).where(IngestBatch.project_id == project_row.id,
-                                                       IngestBatch.content_hash == batch_hash))
-    if earlier is not None:
+def _already_imported(connection: Connection, project: str, plan: _ImportPlan, batch_hash: str,
+                      create: bool) -> IngestReport | None:
+    """The report of an import whose content is already stored; None when there is something to do."""
+    session = Session(bind=connection)
+    try:
+        project_row = find_project(session, project) if not create else project_or_none(session, project)
+        earlier = None if project_row is None else session.scalar(
+            select(IngestBatch).where(IngestBatch.project_id == project_row.id, IngestBatch.content_hash == batch_hash))
+        if earlier is None:
+            return None
         counts = earlier.counts or {}
-        return IngestReport(project, plan.format, files, runs_unchanged=counts.get("runs_added", 0),
-                            domains=counts.get("domains", 0), targets=counts.get("targets", 0), already_imported=True,
+        return IngestReport(project, plan.format, [s.display for s in plan.sources],
+                            runs_unchanged=counts.get("runs_added", 0), domains=counts.get("domains", 0),
+                            targets=counts.get("targets", 0), already_imported=True,
                             notes=[f"the same content was imported on {earlier.created_at:%Y-%m-%d %H:%M} UTC "
                                    f"(import #{earlier.id}); nothing was added."])
-    batch = IngestBatch(project_id=project_row.id, content_hash=batch_hash, files=files, format=plan.format,
-                        counts={}, notes=[])
-    session.add(batch)
-    session.flush()
-    writer = BatchWriter(session, project_row.id, batch.id)
+    finally:
+        session.close()
+        connection.rollback()
+
+
+def _import(connection: Connection, stage_id: int, project: str, plan: _ImportPlan, batch_hash: str,
+            notes: Notes) -> IngestReport:
+    files = [s.display for s in plan.sources]
+    project_id = connection.scalar(select(Project.id).where(Project.name == project))
+    writer = BatchWriter(connection, project_id, stage_id)
     for reader in plan.readers:
         domains, targets = reader.declared()
         writer.ensure_domains(domains)
         writer.ensure_targets(targets, reader.direction)
         for chunk in reader.chunks():
             writer.write_chunk(chunk, reader.direction)
+            heartbeat(connection, stage_id)
+            connection.commit()  # one chunk: the write lock is held this long, not for the whole file
     writer.finish()
-    writer.apply_metadata(_known_domains(plan.metadata, writer.domain_ids))
-    counts = writer.counts
-    for name in writer.direction_notes:
-        notes.add(f"target '{name}' keeps its stored direction ({writer.target_directions[name]} is better).", "direction")
-    if counts.runs_extended:
-        notes.add(f"{counts.runs_extended} runs already in the project gained new measurements.", "extended")
-    report = IngestReport(
-        project=project, format=plan.format, files=files, runs_added=counts.runs_added,
-        runs_unchanged=counts.runs_unchanged, domains=len(counts.domains), targets=len(counts.targets),
-        measurements_added=counts.measurements_added, domain_names=list(counts.domains),
-        target_names=list(counts.targets), measurements_unchanged=counts.measurements_unchanged,
-    )
-    if not (counts.runs_added or counts.measurements_added or counts.metadata_changed):
-        report.already_imported = True
-        notes.add("every run, measurement and domain fact in these files is already in the project; nothing was added.")
+    connection.commit()
+    metadata = _known_domains(plan.metadata, writer.domain_ids)
+    # The final transaction: the project, its batch, the new domains and targets, and every staged row at once.
+    session = Session(bind=connection, expire_on_commit=False)
+    try:
+        project_row = project_or_none(session, project)
+        if project_row is None:
+            project_row = Project(name=project, description="")
+            session.add(project_row)
+            session.flush()
+        batch = IngestBatch(project_id=project_row.id, content_hash=batch_hash, files=files, format=plan.format,
+                            counts={}, notes=[])
+        session.add(batch)
+        session.flush()
+        writer.publish(project_row.id, batch.id)
+        writer.apply_metadata(metadata)
+        counts = writer.counts
+        for name in writer.direction_notes:
+            notes.add(f"target '{name}' keeps its stored direction ({writer.target_directions[name]} is better).",
+                      "direction")
+        if counts.runs_extended:
+            notes.add(f"{counts.runs_extended} runs already in the project gained new measurements.", "extended")
+        report = IngestReport(
+            project=project, format=plan.format, files=files, runs_added=counts.runs_added,
+            runs_unchanged=counts.runs_unchanged, domains=len(counts.domains), targets=len(counts.targets),
+            measurements_added=counts.measurements_added, domain_names=list(counts.domains),
+            target_names=list(counts.targets), measurements_unchanged=counts.measurements_unchanged,
+        )
+        if not (counts.runs_added or counts.measurements_added or counts.metadata_changed):
+            report.already_imported = True
+            notes.add("every run, measurement and domain fact in these files is already in the project; nothing was added.")
+            report.notes = notes.as_list()
+            session.rollback()
+            return report
         report.notes = notes.as_list()
-        return report
-    report.notes = notes.as_list()
-    batch.counts = {"runs_added": report.runs_added, "runs_unchanged": report.runs_unchanged,
-                    "domains": report.domains, "targets": report.targets,
-                    "measurements_added": report.measurements_added, "metadata_changed": counts.metadata_changed}
-    batch.notes = report.notes
-    record_action(session, "upload", project, {"files": files, "format": plan.format, "batch": batch.id,
-                                                "runs_added": report.runs_added})
-    session.flush()
+        batch.counts = {"runs_added": report.runs_added, "runs_unchanged": report.runs_unchanged,
+                        "domains": report.domains, "targets": report.targets,
+                        "measurements_added": report.measurements_added, "metadata_changed": counts.metadata_changed}
+        batch.notes = report.notes
+        record_action(session, "upload", project, {"files": files, "format": plan.format, "batch": batch.id,
+                                                    "runs_added": report.runs_added})
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
     log.info("%s", report.summary())
     return report
 

@@ -6,6 +6,7 @@ from engine.store.models import (  # noqa: F401
     Domain,
     EvalTarget,
     IngestBatch,
+    IngestStage,
     Job,
     LawFit,
     Measurement,
@@ -13,5 +14,7 @@ from engine.store.models import (  # noqa: F401
     Plan,
     Project,
     Run,
+    StagedMeasurement,
+    StagedRun,
 )
 from engine.store.session import dispose_engines, get_engine, make_engine, session_scope, upgrade  # noqa: F401

@@ -263,3 +263,62 @@ class PendingRun(Base):
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plan.id", ondelete="SET NULL"), nullable=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IngestStage(Base):
+    """An import in progress: its runs and measurements wait in the staged_* tables, committed a chunk at a
+    time (so no transaction holds the write lock for the whole file), and move into ``run`` and
+    ``measurement`` in one short final transaction. Nothing reads the staged tables but the import itself;
+    a stage whose process died (``pid`` gone on ``host``, or no heartbeat for a while) is deleted by the
+    next import or ``mixplan db clean``.
+    """
+
+    __tablename__ = "ingest_stage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(200))  # by name: the project may not exist until the end
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StagedRun(Base):
+    """A run an import will add (same columns as ``run``); only the import that staged it reads it."""
+
+    __tablename__ = "staged_run"
+    __table_args__ = (UniqueConstraint("stage_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage_id: Mapped[int] = mapped_column(ForeignKey("ingest_stage.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    mixture: Mapped[dict] = mapped_column(JSON)
+    model_params: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    seq_len: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tokenizer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    framework: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source_file: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provenance: Mapped[dict] = mapped_column(JSON, default=dict)
+    method: Mapped[str] = mapped_column(String(40), default="static")
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class StagedMeasurement(Base):
+    """A measurement an import will add: of a staged run (``staged_run_id``) or of a run already stored
+    (``run_id``); the target by name, since the import creates its new targets only at the end."""
+
+    __tablename__ = "staged_measurement"
+    __table_args__ = (
+        Index("ix_staged_measurement_staged_run", "stage_id", "staged_run_id"),
+        Index("ix_staged_measurement_run", "stage_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    stage_id: Mapped[int] = mapped_column(ForeignKey("ingest_stage.id", ondelete="CASCADE"))
+    staged_run_id: Mapped[int | None] = mapped_column(ForeignKey("staged_run.id", ondelete="CASCADE"), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), nullable=True)
+    target: Mapped[str] = mapped_column(String(200))
+    tokens_seen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    value: Mapped[float] = mapped_column(Float)

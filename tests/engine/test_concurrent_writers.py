@@ -20,7 +20,8 @@ from sqlalchemy import func, select, text
 
 from engine.services.fits import choose_default, fit_project
 from engine.services.ingest import ingest_files
-from engine.store import IngestBatch, LawFit, Measurement, Plan, Project, Run, dispose_engines, get_engine
+from engine.store import (IngestBatch, IngestStage, LawFit, Measurement, Plan, Project, Run, StagedMeasurement,
+                          StagedRun, dispose_engines, get_engine)
 
 REPO = Path(__file__).resolve().parents[2]
 # The laws a default fit tries, cut to three fast ones in these tests (the five-process races run on
@@ -167,7 +168,7 @@ def test_an_import_killed_midway_leaves_nothing_and_a_rerun_completes(db_url, tm
         def write_chunk(self, chunk, direction):
             original(self, chunk, direction)
             done.append(len(chunk))
-            if len(done) == 3:  # three chunks written, uncommitted: say so, then wait to be killed
+            if len(done) == 3:  # two chunks committed to the stage, the third not: say so, then wait to be killed
                 Path({str(marker)!r}).touch()
                 while True:
                     time.sleep(1)
@@ -181,6 +182,8 @@ def test_an_import_killed_midway_leaves_nothing_and_a_rerun_completes(db_url, tm
     dispose_engines()
     assert count(db_url, Project, Project.name == "big") == 0
     assert count(db_url, Run) == 10 and count(db_url, IngestBatch) == 1
+    # The chunks before the kill were committed (no transaction held the lock for the file), but only staged.
+    assert count(db_url, StagedRun) == 1000 and count(db_url, IngestStage) == 1
     if db_url.startswith("sqlite"):
         with get_engine(db_url).connect() as c:
             assert c.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
@@ -188,6 +191,55 @@ def test_an_import_killed_midway_leaves_nothing_and_a_rerun_completes(db_url, tm
     assert report.runs_added == 6000 and count(db_url, Run) == 6010
     assert count(db_url, Measurement) == 10 * 2 + 6000 * 2 * 2
     no_duplicate_runs(db_url)
+    assert count(db_url, IngestStage) == count(db_url, StagedRun) == count(db_url, StagedMeasurement) == 0
+
+
+def test_a_long_import_lets_other_writers_in_and_stays_invisible_until_it_ends(db_url, tmp_path):
+    """While a large import is between chunks, another process's import gets the lock at once and lands; readers
+    see nothing of the large import until its last short transaction, then all of it."""
+    ingest_files("keep", [runs_csv(tmp_path / "keep.csv", "k", 10)], url=db_url)
+    big = runs_csv(tmp_path / "big.csv", "r", 4000, checkpoints=2, seed=4)
+    midway, resume = tmp_path / "midway", tmp_path / "resume"
+    proc = spawn(f"""
+        from engine.ingest import readers, writer
+        from engine.services.ingest import ingest_files
+        readers.ROWS_PER_CHUNK = 1000
+        original, calls = writer.BatchWriter.write_chunk, []
+
+        def write_chunk(self, chunk, direction):
+            calls.append(len(chunk))
+            if len(calls) == 4:  # three chunks committed to the stage: say so, wait for the test's go-ahead
+                Path({str(midway)!r}).touch()
+                while not Path({str(resume)!r}).exists():
+                    time.sleep(0.05)
+            original(self, chunk, direction)
+
+        writer.BatchWriter.write_chunk = write_chunk
+        print(ingest_files("big", [{str(big)!r}], url=URL).runs_added)
+    """, db_url, tmp_path)
+    (tmp_path / "go").touch()
+    wait_for(midway, proc)
+    try:
+        assert count(db_url, StagedRun) == 1500  # 3 x 1000 rows of 2 checkpoints each
+        assert count(db_url, Project, Project.name == "big") == 0 and count(db_url, Run) == 10
+        other_csv = runs_csv(tmp_path / "other.csv", "o", 50)
+        other = spawn(f"""
+            from engine.store import session
+            # One try with a 5 s lock wait: a lock the large import kept longer fails this writer.
+            session.BUSY_TIMEOUT_SECONDS, session.WRITE_ATTEMPTS = 5, 1
+            from engine.services.ingest import ingest_files
+            print(ingest_files("other", [{str(other_csv)!r}], url=URL).runs_added)
+        """, db_url, tmp_path)
+        (out,) = finish([other])
+        assert int(out.strip().splitlines()[-1]) == 50
+        assert count(db_url, Run) == 60 and count(db_url, Project, Project.name == "big") == 0
+    finally:
+        resume.touch()
+    (out,) = finish([proc])
+    assert int(out.strip().splitlines()[-1]) == 4000
+    assert count(db_url, Run) == 4060 and count(db_url, Measurement) == 60 * 2 + 4000 * 2 * 2
+    no_duplicate_runs(db_url)
+    assert count(db_url, IngestStage) == count(db_url, StagedRun) == count(db_url, StagedMeasurement) == 0
 
 
 def test_a_fit_killed_midway_stores_no_law_and_plans_use_the_whole_set(db_url, tmp_path, monkeypatch):
