@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from engine.actions import record_action
@@ -236,9 +236,11 @@ def _store_fits(project: str, project_id: int, objective: str, data_hash: str, o
     def write() -> dict[str, LawRow]:
         out = {}
         with session_scope(url) as s:
-            # PostgreSQL: one fit store per project at a time, so a concurrent fit sees this one's rows and
-            # reuses them (SQLite writers are serialised already; FOR UPDATE is a no-op there).
-            s.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+            # One fit store per project at a time, so a concurrent fit sees this one's rows and reuses them.
+            # A write, not SELECT ... FOR UPDATE: SQLite ignores FOR UPDATE and would run the reads below before
+            # taking its write lock (two processes then both see "not stored" and both insert the law); this
+            # no-op update takes SQLite's lock and PostgreSQL's row lock before anything is read.
+            s.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
             for name, doc in computed.items():
                 stored = _stored_fit(s, project_id, name, objective, data_hash, options)
                 if stored is not None:
