@@ -7,7 +7,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, func, literal, select
 
 from engine.store import Measurement, Run, session_scope
 from engine.train.data import prepare_data
@@ -55,6 +55,7 @@ def measurement_counts(url: str) -> dict[str, tuple[int, int]]:
     """Per run: (measurement rows, distinct (target, tokens) points); equal when nothing is duplicated."""
     with session_scope(url) as s:
         rows = s.execute(select(Run.name, func.count(Measurement.id),
-                                func.count(func.distinct(Measurement.target_id * 10**12 + Measurement.tokens_seen)))
+                                func.count(func.distinct(Measurement.target_id * literal(10**12, BigInteger)
+                                                    + Measurement.tokens_seen)))
                          .join(Measurement, Measurement.run_id == Run.id, isouter=True).group_by(Run.name))
         return {name: (n, distinct) for name, n, distinct in rows}
