@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from engine.store import Job, Project, Run, session_scope
 from engine.store.models import utcnow
+from engine.store.queries import find_project
 
 STALE_AFTER_SECONDS = 60.0
 TRAINING_KINDS = ("train", "sweep")
@@ -108,6 +109,8 @@ def list_jobs(project: str | None = None, url: str | None = None, limit: int = 2
     """Most recent jobs first (after failing the stale ones, so the list never lies)."""
     mark_stale_jobs(url)
     with session_scope(url) as s:
+        if project is not None:
+            find_project(s, project)  # an unknown name is an error naming the known ones, not an empty list
         query = (
             select(Job, Project.name, Run.name)
             .join(Project, Project.id == Job.project_id)

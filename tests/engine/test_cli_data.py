@@ -113,3 +113,11 @@ def test_console_script_uses_mixplan_database_url(tmp_path, regmix_dir):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == "" and "e.csv, line 1: the file is empty." in bad.stderr
     assert (tmp_path / "cli.sqlite").exists()
+
+
+def test_jobs_of_an_unknown_project_is_an_error_naming_the_known_ones(sqlite_url, tmp_path):
+    assert invoke("ingest", "--project", "real", str(tidy_csv(tmp_path)), "--db", sqlite_url).exit_code == 0
+    result = runner.invoke(app, ["jobs", "--project", "nope", "--db", sqlite_url])
+    assert result.exit_code == 2, result.output
+    assert "no project named 'nope'" in result.stderr and "real" in result.stderr
+    assert invoke("jobs", "--project", "real", "--db", sqlite_url).exit_code == 0
