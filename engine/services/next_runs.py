@@ -97,6 +97,7 @@ def suggest_pending(project: str, budget_tokens: float, n: int, constraints: Con
 
     ``inputs`` (planning inputs already loaded, e.g. cached by the dashboard) skips reloading the laws.
     """
+    from engine.plan.optimize import OptimizerSettings
     from engine.services.plans import plan_from_inputs, planning_inputs
 
     if n < 1 or n > 1000:
@@ -105,7 +106,9 @@ def suggest_pending(project: str, budget_tokens: float, n: int, constraints: Con
     if inputs is None:
         inputs = planning_inputs(project, objective=objective, law=law, model_params=model_params, url=url)
     report(progress, "planning", 1, 3)
-    plan = plan_from_inputs(inputs, budget_tokens, constraints, store=True, url=url)
+    # The plan's own search takes the command's seed too: one seed makes the whole suggestion repeatable.
+    plan = plan_from_inputs(inputs, budget_tokens, constraints, settings=OptimizerSettings(seed=seed), store=True,
+                            url=url)
     report(progress, "choosing mixtures", 2, 3)
     suggestion = suggest_runs(inputs.model, plan, n, observed=inputs.context.observed, seed=seed)
     with session_scope(url) as s:

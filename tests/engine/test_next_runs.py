@@ -108,3 +108,17 @@ def test_defaults_feed_the_budget_from_unique_tokens_or_the_proxy_scale():
     assert unknown.budget_tokens == 25e9 and "25 x the proxy" in unknown.budget_reason
     assert unknown.objective == "loss" and unknown.sweep_low == 1e9 and unknown.sweep_high == 1e12
     assert round_budget(16.8e6 * 0.5) == 8.4e6 and round_budget(8.49e6) == 8.4e6
+
+
+def test_the_plan_behind_a_suggestion_follows_the_seed(project):
+    """The plan's own search takes the suggestion's seed: the same seed repeats the plan, another changes it."""
+    from sqlalchemy import select
+
+    from engine.store import Plan, session_scope
+
+    for seed in (0, 0, 7):
+        next_runs.suggest_pending("loop", 25e6, 1, seed=seed, url=project)
+    with session_scope(project) as s:
+        first, again, other = [p.mixture for p in s.scalars(select(Plan).order_by(Plan.id))]
+    assert first == again
+    assert first != other
