@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
+from engine.errors import InputError
+from engine.services.ingest import ingest_files
 from engine.store import Base, get_engine
 
 
@@ -16,6 +19,16 @@ def table_counts(url: str) -> dict[str, int]:
     with engine.connect() as connection:
         return {name: connection.execute(select(func.count()).select_from(table)).scalar_one()
                 for name, table in Base.metadata.tables.items()}
+
+
+def rejected(url: str, paths: list[Path], project: str = "p") -> InputError:
+    """The InputError importing ``paths`` raises; the database as it was, and the message says how to fix it."""
+    before = table_counts(url)
+    with pytest.raises(InputError) as info:
+        ingest_files(project, paths, url=url)
+    assert table_counts(url) == before, "a rejected import changed the database"
+    assert "Fix:" in str(info.value), str(info.value)
+    return info.value
 
 
 def write(path: Path, text: str | bytes) -> Path:

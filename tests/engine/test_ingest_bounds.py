@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest_helpers import table_counts, tidy_csv, write  # noqa: E402
+from ingest_helpers import rejected, table_counts, tidy_csv, write  # noqa: E402
 
 from engine.errors import InputError
 from engine.services.ingest import ingest_files, ingest_uploads
@@ -31,14 +31,6 @@ def seeded(db_url, tmp_path):
     ingest_files("p", [tidy_csv(tmp_path, name="seed.csv")], url=db_url)
     return db_url
 
-
-def rejected(url: str, paths: list[Path], project: str = "p") -> InputError:
-    before = table_counts(url)
-    with pytest.raises(InputError) as info:
-        ingest_files(project, paths, url=url)
-    assert table_counts(url) == before, "a rejected import changed the database"
-    assert "Fix:" in str(info.value), str(info.value)
-    return info.value
 
 
 def test_yaml_aliases_are_refused_at_once(seeded, tmp_path):
