@@ -10,7 +10,7 @@ it, each in a fresh subprocess, alternating ``--repeats`` times (best time kept)
 
 - prep: ``engine.train.data.prepare_data`` with byte tokens (parse each line,
   hash it for the validation split, append its tokens to train/val part files,
-  fsync and save the resume point after every chunk);
+  flush them to the OS and save the resume point after every chunk; no fsync);
 - reference: the same file read in chunks of the same size, ``np.frombuffer``
   on each chunk and the array written to one output file (no parsing at all):
   the disk-and-copy floor any prep pays.
