@@ -176,7 +176,7 @@ def delete_project_cmd(name: Annotated[str, typer.Argument(help="Project name.")
     typer.echo(f"project '{name}' deleted")
 
 
-db_app = typer.Typer(help="Database schema: upgrade, current revision.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema: upgrade, current revision; clean up killed imports.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
@@ -201,6 +201,30 @@ def db_upgrade(json_out: JsonOption = False, db: DbOption = None) -> None:
         emit_json({"revision": revision, "database": _safe_url(url)})
         return
     typer.echo(f"schema at revision {revision} ({_safe_url(url)})")
+
+
+@db_app.command("clean")
+def db_clean(json_out: JsonOption = False, db: DbOption = None) -> None:
+    """Delete the staged rows of imports whose process was killed (each import also does it first)."""
+    from engine.store import get_engine
+    from engine.store.staging import purge_dead_stages
+
+    def run() -> int:
+        from sqlalchemy.exc import DBAPIError
+
+        from engine.store.session import store_error
+
+        try:
+            with get_engine(db).connect() as connection:
+                return purge_dead_stages(connection)
+        except DBAPIError as exc:
+            raise store_error(exc, "the clean-up failed") from exc
+
+    removed = guarded(run)
+    if json_out:
+        emit_json({"removed_import_stages": removed})
+        return
+    typer.echo(f"removed {removed} unfinished import(s) left by killed processes")
 
 
 @db_app.command("current")
