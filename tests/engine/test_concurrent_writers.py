@@ -187,6 +187,13 @@ def test_an_import_killed_midway_leaves_nothing_and_a_rerun_completes(db_url, tm
     if db_url.startswith("sqlite"):
         with get_engine(db_url).connect() as c:
             assert c.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    cleaned = CliRunner().invoke(app, ["db", "clean", "--json", "--db", db_url], catch_exceptions=False)
+    assert cleaned.exit_code == 0 and '"removed_import_stages": 1' in cleaned.stdout, cleaned.output
+    assert count(db_url, IngestStage) == count(db_url, StagedRun) == count(db_url, StagedMeasurement) == 0
     report = ingest_files("big", [big], url=db_url)
     assert report.runs_added == 6000 and count(db_url, Run) == 6010
     assert count(db_url, Measurement) == 10 * 2 + 6000 * 2 * 2
@@ -275,3 +282,28 @@ def test_a_fit_killed_midway_stores_no_law_and_plans_use_the_whole_set(db_url, t
     report = fit_project("fit", url=db_url)
     assert count(db_url, LawFit) == len(LAWS) and all(r.reused for r in report.rows)
     assert plan.law == choose_default(report.rows) == report.default_law
+
+
+def test_an_import_removes_the_stage_a_killed_import_left(db_url, tmp_path):
+    """The stage of a process that no longer runs goes with the next import; a live one is left alone."""
+    from engine.store.models import utcnow
+
+    ingest_files("keep", [runs_csv(tmp_path / "keep.csv", "k", 3)], url=db_url)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = __import__("socket").gethostname()
+    with get_engine(db_url).begin() as c:
+        for pid in (gone.pid, os.getpid()):
+            stage = c.execute(IngestStage.__table__.insert().returning(IngestStage.id),
+                              {"project": "keep", "pid": pid, "host": host, "heartbeat_at": utcnow(),
+                               "created_at": utcnow()}).scalar_one()
+            run = c.execute(StagedRun.__table__.insert().returning(StagedRun.id),
+                            {"stage_id": stage, "name": f"orphan{pid}", "mixture": {"web": 1.0}, "provenance": {},
+                             "method": "static", "content_hash": ""}).scalar_one()
+            c.execute(StagedMeasurement.__table__.insert(), {"stage_id": stage, "staged_run_id": run,
+                                                             "target": "web", "tokens_seen": None, "value": 1.0})
+    ingest_files("keep", [runs_csv(tmp_path / "more.csv", "m", 4)], url=db_url)
+    with get_engine(db_url).connect() as c:
+        assert c.execute(select(IngestStage.pid)).scalars().all() == [os.getpid()]
+        assert c.execute(select(StagedRun.name)).scalars().all() == [f"orphan{os.getpid()}"]
+    assert count(db_url, Run) == 7 and count(db_url, StagedMeasurement) == 1
