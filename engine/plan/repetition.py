@@ -140,8 +140,16 @@ def fit_repetition(
     if form == "goyal":
         grid = grid * np.log(2.0)
     sse = np.array([_surrogate_sse(mixtures, tokens, unique_tokens, y, form, s) for s in grid])
-    best = float(grid[int(np.argmin(sse))])
+    at = int(np.argmin(sse))
+    best = float(grid[at])
     name = "R*" if form == "muennighoff" else "tau"
+    if at in (0, len(grid) - 1):
+        # The best scale is the grid's end: the data only say "this far or beyond", not a value. Calling it
+        # fitted would plan on an arbitrary bound; the published prior is the honest answer.
+        log.info("repetition %s: best %s at the grid edge (%.3g); using the prior", form, name, best)
+        return RepetitionLaw(prior.form, prior.scale, "prior",
+                             f"{prior.note.split(' (')[0]}: the {n_repeated} runs that repeat data put {name} at the "
+                             f"edge of the searched range ({grid[0]:.2g}..{grid[-1]:.3g}), so it could not be fitted")
     log.info("repetition %s fitted: %s=%.3g on %d repeated runs", form, name, best, n_repeated)
     return RepetitionLaw(form, best, "fitted",
                          f"fitted: {name} = {best:.3g} from {n_repeated} runs that repeat data "

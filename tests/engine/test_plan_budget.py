@@ -159,3 +159,19 @@ def test_runs_at_several_budgets_fit_the_token_term_across_runs():
                         model_params=np.full(n, np.nan), targets=["loss"], **_no_curves())
     assert law.source == "several budgets" and law.exponent[0] == pytest.approx(0.28, abs=0.01)
     assert SINGLE_BUDGET_NOTE not in law.notes
+
+
+def test_a_repetition_scale_beyond_the_searched_range_is_not_called_fitted():
+    """Runs whose repeats are worth as much as fresh data (R* far above the grid) only bound the scale: the plan
+    keeps the published prior and says why, instead of a 'fitted' value that is the grid's end."""
+    rng = np.random.default_rng(0)
+    k, n = 4, 120
+    unique = np.array([2e8, 1e9, 5e9, 1e11])
+    mixtures = rng.dirichlet(np.ones(k), n)
+    tokens = rng.choice([1e9, 4e9, 1.6e10], n)
+    eff = RepetitionLaw("muennighoff", 1e6, "fitted").effective_tokens(mixtures * tokens[:, None], unique)
+    total = eff.sum(axis=1)
+    y = 3.0 + (eff / total[:, None]) @ np.array([-0.6, -0.2, 0.1, 0.3]) - 0.3 * np.log(total / 1e9)
+    law = fit_repetition(mixtures, tokens, unique, y[:, None] + rng.normal(0, 1e-3, (n, 1)))
+    assert law.source == "prior" and law.scale == pytest.approx(15.4)
+    assert "edge of the searched range" in law.note and "could not be fitted" in law.note
