@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "engine"))
 
 SLOTS = 2
 
@@ -47,18 +48,10 @@ def reexec_in_namespace() -> None:
 
 def make_specs(tmp: Path, runs: int):
     from engine.services.training import sweep_specs
-    from engine.train.data import prepare_data
     from engine.train.loop import TrainSpec
+    from sweep_helpers import make_data  # the executor tests' tiny corpus: bench and tests time the same runs
 
-    corpus = tmp / "corpus"
-    corpus.mkdir()
-    texts = {"alpha": "abc abd abe " * 60, "beta": "0123 4567 89 " * 60, "gamma": "<a><b></b></a> " * 60}
-    sources = {}
-    for name, text in texts.items():
-        (corpus / f"{name}.jsonl").write_text("".join(json.dumps({"text": f"{i} {text}"}) + "\n" for i in range(6)))
-        sources[name] = [str(corpus / f"{name}.jsonl")]
-    prepare_data(tmp / "prep", sources, val_fraction=0.3)
-    base = TrainSpec(project="bench", data_dir=str(tmp / "prep"), name="", tokens=4096, model="micro", seq_len=32,
+    base = TrainSpec(project="bench", data_dir=make_data(tmp), name="", tokens=4096, model="micro", seq_len=32,
                      batch_size=8, evals=2, eval_sequences=4, threads=1)
     return sweep_specs(base, n=runs, budgets=[4096], seed=0)
 
