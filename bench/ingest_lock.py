@@ -10,7 +10,7 @@ longest stretch the import held the lock.
     python bench/ingest_lock.py                               # this tree
     python bench/ingest_lock.py --reference /path/to/old/tree  # and an older checkout, same run
 
-The reference tree is only put first on the import subprocess's PYTHONPATH; this script is the same.
+The import subprocesses run in the measured tree (PYTHONPATH and working directory); this script is the same.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ def measure(tree: Path, logs: Path, folder: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "MIXPLAN_HOME": str(folder / "home")}
     small = folder / "small.csv"
     write_logs(small, 5)
-    subprocess.run([sys.executable, "-c", SETUP, str(small), url], env=env, check=True)  # the schema, WAL mode
+    # cwd=tree: "python -c" puts the working directory ahead of PYTHONPATH on sys.path.
+    subprocess.run([sys.executable, "-c", SETUP, str(small), url], env=env, cwd=tree, check=True)  # schema, WAL
     probe = sqlite3.connect(db, timeout=600, isolation_level=None)
     started = time.perf_counter()
-    importer = subprocess.Popen([sys.executable, "-c", IMPORT, str(logs), url], env=env, stdout=subprocess.PIPE,
+    importer = subprocess.Popen([sys.executable, "-c", IMPORT, str(logs), url], env=env, cwd=tree, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     waits = []
     while importer.poll() is None:
