@@ -267,7 +267,10 @@ class BatchWriter:
                     query = at_tokens(select(Measurement.run_id, Measurement.target_id, Measurement.tokens_seen,
                                              Measurement.value).where(Measurement.run_id.in_(part)),
                                       Measurement.tokens_seen)
-                    stored.update({(("run", r), target_names[t], k): v for r, t, k, v in self.connection.execute(query)})
+                    # A target another import created since this one started is not among ours: a clash with it
+                    # breaks a unique key at publish, and the import is retried from the committed state.
+                    stored.update({(("run", r), target_names[t], k): v for r, t, k, v in self.connection.execute(query)
+                                   if t in target_names})
                     run_column = StagedMeasurement.run_id
                 else:
                     run_column = StagedMeasurement.staged_run_id
