@@ -81,6 +81,7 @@ EVERY_COMMAND = [
     ["domains", "set", "web", "-p", "p", "--unique-tokens", "1B"],
     ["db", "current"],
     ["db", "upgrade"],
+    ["db", "clean"],
     ["train", "--project", "p", "--data", "{root}/empty_dir", "--tokens", "1k", "--mixture", "web=1"],
     ["sweep", "--project", "p", "--data", "{root}/empty_dir", "--n", "1", "--budgets", "1k"],
     ["prepare-data", "web={root}/nope", "--out", "{root}/prep", "--project", "p"],
