@@ -46,7 +46,7 @@ from engine.store.queries import find_project
 
 log = logging.getLogger(__name__)
 
-FIT_VERSION = 3  # bump when a law's fitting changes, so stored fits are not reused across versions
+FIT_VERSION = 4  # bump when a law's fitting changes, so stored fits are not reused across versions
 SPEARMAN_TIE = 0.002  # laws this close in Spearman count as tied; the lower MAE wins
 
 
