@@ -7,9 +7,10 @@ from engine.laws.exponential import ExponentialLaw
 from engine.laws.gp import GPLaw
 from engine.laws.linear import LinearLaw
 from engine.laws.power import ChinchillaLaw, TokenPowerLaw
+from engine.laws.stack import StackLaw
 from engine.laws.trees import LightGBMLaw
 
-MIXTURE_LAWS = {cls.name: cls for cls in (LinearLaw, ExponentialLaw, GPLaw, LightGBMLaw)}
+MIXTURE_LAWS = {cls.name: cls for cls in (LinearLaw, ExponentialLaw, GPLaw, LightGBMLaw, StackLaw)}
 SCALE_LAWS = {cls.name: cls for cls in (TokenPowerLaw, ChinchillaLaw)}
 DEFAULT_LAWS = list(MIXTURE_LAWS)
 

@@ -15,7 +15,8 @@ from engine.laws import gp as gp_module
 from engine.laws.registry import MIXTURE_LAWS
 
 # Small settings so the whole contract runs in seconds; the contract does not depend on them.
-FAST = {"linear": {}, "exponential": {}, "gp": {"iterations": 15}, "lightgbm": {"rounds": 60}}
+FAST = {"linear": {}, "exponential": {}, "gp": {"iterations": 15}, "lightgbm": {"rounds": 60},
+        "stack": {"gp": {"iterations": 15}, "lightgbm": {"rounds": 60}}}
 K = 4
 
 

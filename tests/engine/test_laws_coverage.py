@@ -74,7 +74,7 @@ def test_default_law_interval_holds_85_to_95_percent_of_unseen_runs_on_a_synthet
         assert figures["coverage90_raw"] < 0.6  # the raw refit spread ignores run noise: it under-covers
 
 
-@pytest.mark.parametrize("law", ["lightgbm", "exponential", "linear"])
+@pytest.mark.parametrize("law", ["lightgbm", "stack", "exponential", "linear"])
 def test_other_laws_do_not_under_cover_unseen_runs(swarm, law):
     covered, figures = held_out_coverage(swarm.mixtures, swarm.values, swarm.domains, swarm.targets, law,
                                          bootstrap=60)

@@ -9,6 +9,7 @@ import torch
 import pytest
 
 from engine.errors import FitError, InputError
+from engine.laws.cv import fold_ids
 from engine.laws.registry import mixture_law
 from engine.services.fits import (
     choose_default,
@@ -47,14 +48,16 @@ def synthetic_project(tmp_path: Path, url: str, name: str = "laws", n: int = 40)
 def test_fit_store_reload_gives_identical_predictions(tmp_path, db_url):
     project = synthetic_project(tmp_path, db_url)
     report = fit_project(project, objective="mean", bootstrap=8, url=db_url)
-    assert {r.law for r in report.rows} == {"linear", "exponential", "gp", "lightgbm"}
+    assert {r.law for r in report.rows} == {"linear", "exponential", "gp", "lightgbm", "stack"}
     assert all(r.error is None and not r.reused for r in report.rows)
     with session_scope(db_url) as s:
         dataset = load_dataset(s, project)
     probe = np.random.default_rng(1).dirichlet(np.ones(3), 25)
-    for law in ("linear", "exponential", "gp", "lightgbm"):
+    for law in ("linear", "exponential", "gp", "lightgbm", "stack"):
         law_cls = mixture_law(law)
-        options = {"seed": 0} if law == "gp" else {}
+        # as fit_law does: the seed where the law takes one, then options chosen by CV pilots on the folds
+        options = {"seed": 0} if law in ("gp", "stack") else {}
+        options = law_cls.choose_options(dataset.mixtures, dataset.final, fold_ids(dataset.n_runs, 5, 0), options)
         fresh = law_cls.fit_batch(dataset.mixtures, dataset.final, np.ones((1, dataset.n_runs)), options=options)[0]
         expected = np.column_stack([m.predict(probe) for m in fresh])
         model = load_objective_model(project, objective="mean", law=law, url=db_url)
