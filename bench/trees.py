@@ -2,13 +2,14 @@
 31 leaves) against this checkout's (learning rate 0.1, 7 leaves, rounds chosen by a CV pilot), in
 one run, and the CV-weighted stack of the GP and LightGBM beside the single laws.
 
-    python bench/trees.py [--regmix DIR] [--no-big]
+    python bench/trees.py [--regmix DIR] [--no-big | --only-big] [--main-everywhere]
 
 Per dataset, LightGBM's share of a fit (the pilot, 5-fold CV and the fit on all runs: every booster
 the fit trains; seed 0) with wall and CPU seconds, and held-out Spearman / MAE on the mean of the
 targets and on one target (Pile-CC for RegMix, t000 for synthetic swarms). Datasets: the 512 RegMix
 runs (17 domains, 13 losses), synthetic swarms (engine/plan/synthetic.py) of 100 x 24 x 30,
-512 x 64 x 110 and 2,048 x 64 x 110 (main's settings skipped on the largest: ~10 minutes).
+512 x 64 x 110 and 2,048 x 64 x 110 (main's settings only with --main-everywhere on the 110-target
+swarms: 660 boosters of 1,000 rounds, several CPU-minutes).
 Then the whole fit (``fit_law``: CV, full fit, intervals) of the GP, LightGBM and the stack on
 RegMix and on the 100-run, 24-domain swarm: Spearman, MAE, cross-fitted 90 % coverage, seconds.
 """
@@ -28,12 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.laws.cv import cross_validated_predictions, fold_ids, metrics  # noqa: E402
-from engine.laws.objective import parse_objective  # noqa: E402
-from engine.laws.trees import LightGBMLaw  # noqa: E402
-from engine.plan.synthetic import synthetic_swarm  # noqa: E402
-from engine.services.fits import fit_law  # noqa: E402
-from engine.store.dataset import Dataset  # noqa: E402
+from engine.laws.cv import cross_validated_predictions, fold_ids, metrics
+from engine.laws.objective import parse_objective
+from engine.laws.trees import LightGBMLaw
+from engine.plan.synthetic import synthetic_swarm
+from engine.services.fits import fit_law
+from engine.store.dataset import Dataset
 
 MAIN_SETTINGS = {"rounds": 1000, "learning_rate": 0.01, "num_leaves": 31}  # main's trees.py (RegMix's)
 
@@ -88,21 +89,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regmix", default="/work/shared/data/regmix", type=Path)
     parser.add_argument("--no-big", action="store_true", help="skip the 512 x 64 x 110 and 2,048 x 64 x 110 swarms")
+    parser.add_argument("--only-big", action="store_true", help="only the 110-target swarms, LightGBM's share")
+    parser.add_argument("--main-everywhere", action="store_true", help="main's settings on the 110-target swarms too")
     args = parser.parse_args()
     load_before = os.getloadavg()
     print(f"# trees  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  {platform.machine()}  "
           f"cpus={os.cpu_count()}  python {platform.python_version()}  load before {load_before[0]:.1f} (1-min)")
-    sets = [("RegMix 512 x 17 x 13", *regmix(args.regmix)), ("synthetic 100 x 24 x 30", *synthetic(100, 24, 30, seed=1))]
+    sets = [] if args.only_big else [("RegMix 512 x 17 x 13", *regmix(args.regmix)),
+                                     ("synthetic 100 x 24 x 30", *synthetic(100, 24, 30, seed=1))]
     if not args.no_big:
         sets += [("synthetic 512 x 64 x 110", *synthetic(512, 64, 110)), ("synthetic 2048 x 64 x 110", *synthetic(2048, 64, 110))]
     print("\n## LightGBM's share of a fit (pilot + 5-fold CV + full fit), main's settings vs this checkout")
     for label, dataset, target in sets:
         print(f"{label}", flush=True)
-        if dataset.n_runs <= 512:
+        if len(dataset.targets) <= 30 or args.main_everywhere:
             print(f"  main  {lightgbm_share(dataset, target, MAIN_SETTINGS)}", flush=True)
         print(f"  new   {lightgbm_share(dataset, target, {})}", flush=True)
-    print("\n## Whole fits (fit_law: CV, full fit, intervals): GP, LightGBM and the stack")
-    for label, dataset, target in sets[:2]:
+    if not args.only_big:
+        print("\n## Whole fits (fit_law: CV, full fit, intervals): GP, LightGBM and the stack")
+    for label, dataset, target in ([] if args.only_big else sets[:2]):
         print(label, flush=True)
         whole_fits(dataset, target)
     print(f"# load after {os.getloadavg()[0]:.1f} (1-min)")

@@ -64,7 +64,7 @@ class StackLaw(LawBase):
         self.lightgbm = lightgbm
         self.seed = seed
 
-    def fit(self, mixtures, y, *, tokens=None, model_params=None) -> "StackLaw":
+    def fit(self, mixtures, y, *, tokens=None, model_params=None) -> StackLaw:
         y = np.asarray(y, dtype=float)
         law = self.fit_batch(np.asarray(mixtures, dtype=float), y[:, None], np.ones((1, len(y))),
                              options={"gp": self.gp, "lightgbm": self.lightgbm, "seed": self.seed})[0][0]
@@ -80,7 +80,7 @@ class StackLaw(LawBase):
         return {**options, "gp": gp, "lightgbm": trees}
 
     @classmethod
-    def fit_batch(cls, mixtures, targets, weights, *, options=None) -> list[list["StackLaw"]]:
+    def fit_batch(cls, mixtures, targets, weights, *, options=None) -> list[list[StackLaw]]:
         options = {"gp": None, "lightgbm": None, "seed": 0, **(options or {})}
         gp_options = {"seed": options["seed"], **(options["gp"] or {})}
         trees_options = dict(options["lightgbm"] or {})
@@ -136,7 +136,7 @@ class StackLaw(LawBase):
                 "gp": self.gp_.params, "lightgbm": self.trees_.params}
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "StackLaw":
+    def from_params(cls, params: dict[str, Any]) -> StackLaw:
         law = cls(gp=params["gp_options"], lightgbm=params["lightgbm_options"], seed=params["seed"])
         law.gp_ = GPLaw.from_params(params["gp"])
         law.trees_ = LightGBMLaw.from_params(params["lightgbm"])

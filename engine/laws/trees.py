@@ -24,8 +24,9 @@ from __future__ import annotations
 import base64
 import os
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import lightgbm
 import numpy as np
@@ -88,7 +89,7 @@ class LightGBMLaw(LawBase):
         return lightgbm.train(params, data, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks,
                               keep_training_booster=True)
 
-    def fit(self, mixtures, y, *, tokens=None, model_params=None) -> "LightGBMLaw":
+    def fit(self, mixtures, y, *, tokens=None, model_params=None) -> LightGBMLaw:
         mixtures = np.asarray(mixtures, dtype=float)
         y = np.asarray(y, dtype=float)
         check_fit_input(self.name, mixtures, y)
@@ -97,7 +98,7 @@ class LightGBMLaw(LawBase):
         return self
 
     @classmethod
-    def fit_batch(cls, mixtures, targets, weights, *, options=None) -> list[list["LightGBMLaw"]]:
+    def fit_batch(cls, mixtures, targets, weights, *, options=None) -> list[list[LightGBMLaw]]:
         """Fit every (weight row, target) problem, one single-threaded booster per problem, on all cores.
         Each booster is seeded and single-threaded, so results do not depend on the pool."""
         mixtures = np.asarray(mixtures, dtype=float)
@@ -158,7 +159,7 @@ class LightGBMLaw(LawBase):
                 "threads": self.threads, "k": self.k_, "model_zlib_b64": base64.b64encode(model).decode("ascii")}
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "LightGBMLaw":
+    def from_params(cls, params: dict[str, Any]) -> LightGBMLaw:
         # fits stored before num_leaves was an option grew RegMix's trees (LightGBM's default, 31 leaves)
         law = cls(rounds=params["rounds"], learning_rate=params["learning_rate"],
                   num_leaves=params.get("num_leaves", 31), threads=params["threads"])
