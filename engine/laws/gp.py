@@ -501,6 +501,84 @@ class GPTargets:
                    and law.basis_.params == first.basis_.params for law in laws)
         return cls(laws, replicas) if same else None
 
+    def predict(self, mixtures: np.ndarray, replicas: bool = True, weights: np.ndarray | None = None,
+                scale: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+        """(m, t) means and, with ``replicas``, the refits without gradients (many candidates at once).
+
+        Without ``weights``: (B, m, t) refits of every target. With ``weights`` (t,): (B, m) refits of the
+        objective ``targets @ weights``, never forming the (B, m, t) array (110 targets x 100 refits x
+        10,000 candidates would be 880 MB). ``scale`` widens each refit's deviation from the mean (the
+        calibrated interval). The cross-kernel of a row chunk is computed once (once for all targets
+        when they share hyperparameters) and multiplied by every (target, refit) weight column in one
+        product; chunks run on a thread per core (torch releases the GIL).
+        """
+        p = np.asarray(mixtures, dtype=float)
+        t, n = self.alpha.shape
+        groups = 1 if self.shared else t
+        chunk = max(1, self.MAX_ELEMENTS // max(1, groups * n))
+        starts = list(range(0, len(p), chunk))
+        self._columns(weights, scale)  # once, before the threads share it
+        with torch.no_grad(), one_torch_thread(), ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+            parts = list(pool.map(lambda i: self._predict_numpy(p[i:i + chunk], replicas, weights, scale), starts))
+        mean = np.concatenate([part[0] for part in parts]) if parts else np.zeros((0, t))
+        if not replicas:
+            return mean, None
+        reps = np.concatenate([part[1] for part in parts], axis=1) if parts else None
+        return mean, reps
+
+    @property
+    def shared(self) -> bool:
+        """Every target has the same hyperparameters (a shared kernel): one cross-kernel serves all."""
+        return all(bool((v == v[:1]).all()) for v in self.hyper.values())
+
+    def _columns(self, weights: np.ndarray | None, scale: float) -> dict[str, torch.Tensor]:
+        """The weight columns the cross-kernel multiplies, and the offsets added after (cached per question).
+
+        mean (t, n, 1) / mean_off (t, 1): each target's mean; reps (t, n, B) / reps_off (t, B): its refits,
+        already as ``point + scale (refit - point)`` and, with ``weights``, times the target's weight (the
+        objective's refits are then their sum over targets: everything is linear in the columns)."""
+        key = (None if weights is None else tuple(np.asarray(weights, float)), float(scale))
+        cached = getattr(self, "_cached", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        y_mean, y_std = self.y[:, 0], self.y[:, 1]
+        mean = self.alpha * y_std[:, None]  # (t, n)
+        reps = mean[:, None, :] + scale * (self.alphas * self.y_reps[..., 1:2] - mean[:, None, :])  # (t, B, n)
+        reps_off = y_mean[:, None] + scale * (self.y_reps[..., 0] - y_mean[:, None])  # (t, B)
+        if weights is not None:
+            w = np.asarray(weights, dtype=float)
+            reps, reps_off = reps * w[:, None, None], reps_off * w[:, None]
+        cols = {"mean": mean[:, :, None], "mean_off": y_mean[:, None], "reps": reps.transpose(0, 2, 1), "reps_off": reps_off}
+        cols = {k: torch.as_tensor(np.ascontiguousarray(v), dtype=DTYPE) for k, v in cols.items()}
+        self._cached = (key, cols)
+        return cols
+
+    def _predict_numpy(self, p: np.ndarray, replicas: bool, weights: np.ndarray | None,
+                       scale: float) -> tuple[np.ndarray, np.ndarray | None]:
+        pt = torch.as_tensor(p, dtype=DTYPE)
+        t, n = self.alpha.shape
+        groups = 1 if self.shared else t
+        hyp = {k: torch.as_tensor(v[:groups], dtype=DTYPE) for k, v in self.hyper.items()}
+        cross = _kernel(self.basis.features_torch(pt), torch.as_tensor(self.train_f, dtype=DTYPE),
+                        self.basis.design_torch(pt), torch.as_tensor(self.train_h, dtype=DTYPE), hyp)  # (g, m, n)
+        c = self._columns(weights, scale)
+        if groups == 1:  # one cross-kernel for all targets: every target's columns side by side in one product
+            mean = cross[0] @ c["mean"][..., 0].T + c["mean_off"][:, 0]  # (m, t)
+        else:
+            mean = (cross @ c["mean"])[..., 0].T + c["mean_off"][:, 0]
+        if not replicas:
+            return mean.numpy(), None
+        if weights is not None and groups == 1:  # the objective's refits: their columns summed over targets first
+            return mean.numpy(), (cross[0] @ c["reps"].sum(0) + c["reps_off"].sum(0)).T.numpy()  # (B, m)
+        if groups == 1:
+            out = (cross[0] @ c["reps"].permute(1, 0, 2).reshape(n, -1)).reshape(len(p), t, -1).permute(1, 0, 2)
+        else:
+            out = cross @ c["reps"]  # (t, m, B)
+        out = out + c["reps_off"][:, None, :]
+        if weights is not None:
+            return mean.numpy(), out.sum(0).T.numpy()  # (B, m)
+        return mean.numpy(), out.permute(2, 1, 0).numpy()  # (B, m, t)
+
     def predict_torch(self, mixtures: torch.Tensor, replicas: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(m, t) means and (B, m, t) refits (None unless ``replicas``), differentiable in ``mixtures``."""
         t, n = self.alpha.shape

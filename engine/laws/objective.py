@@ -91,6 +91,8 @@ class FittedObjective:
 
     def predict_targets(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
         p = as_mixtures(mixtures, len(self.domains))
+        if self._batched is not None:
+            return self._batched.predict(p, replicas=False)[0]
         return np.stack([law.predict(p) for law in self.laws], axis=1)
 
     def predict(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
@@ -98,6 +100,8 @@ class FittedObjective:
 
     def predict_targets_replicas(self, mixtures: np.ndarray, *, tokens: np.ndarray | None = None) -> np.ndarray:
         p = as_mixtures(mixtures, len(self.domains))
+        if self._batched is not None:
+            return self._batched.predict(p, scale=self.interval_scale)[1]
         columns = []
         for law, rep in zip(self.laws, self.replicas):
             if self.interval_scale == 1.0:
@@ -109,6 +113,14 @@ class FittedObjective:
                 point, reps = law.predict(p), rep.predict(p)
             columns.append(point[None] + self.interval_scale * (reps - point[None]))
         return np.stack(columns, axis=2)
+
+    def predict_with_replicas(self, mixtures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(m, t) predicted targets and (B, m) the objective from each (calibrated) refit, in one pass:
+        what an interval over many candidates needs, without the (B, m, t) array of every target's refits."""
+        p = as_mixtures(mixtures, len(self.domains))
+        if self._batched is not None:
+            return self._batched.predict(p, weights=self.weights, scale=self.interval_scale)
+        return self.predict_targets(p), self.predict_targets_replicas(p) @ self.weights
 
     # torch paths: the planner differentiates the objective through these (smooth laws only)
 
