@@ -209,6 +209,15 @@ class LawBase:
         return options
 
     @classmethod
+    def cross_validate(cls, mixtures: np.ndarray, targets: np.ndarray, ids: np.ndarray,
+                       options: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+        """Options resolved by :meth:`choose_options` and the held-out predictions (n, t) on the folds ``ids``."""
+        from engine.laws.cv import cross_validated_predictions
+
+        options = cls.choose_options(mixtures, targets, ids, options)
+        return options, cross_validated_predictions(cls, options, mixtures, targets, ids)[0]
+
+    @classmethod
     def fit_refits(cls, mixtures: np.ndarray, targets: np.ndarray, counts: np.ndarray, full: list[Any], *,
                    options: dict[str, Any] | None = None) -> list[list[Any]]:
         """Bootstrap refits ``[b][i]``; ``full`` (the fit on all runs, one law a target) may seed them."""

@@ -144,14 +144,30 @@ class GPLaw(LawBase):
         SHARED_MAE_RATIO. On the 512 RegMix runs sharing costs 0.035 Spearman on the mean of 13 losses
         (0.9875 -> 0.9518), so a few targets always get their own kernels.
         """
+        return cls._pilot(mixtures, targets, ids, options)[0]
+
+    @classmethod
+    def cross_validate(cls, mixtures, targets, ids, options):
+        """As :meth:`LawBase.cross_validate`, reusing the pilot's held-out predictions of the shared kernel
+        when it is chosen (the same fits on the same folds: computing them twice doubled the CV time)."""
+        from engine.laws.cv import cross_validated_predictions
+
+        options, shared = cls._pilot(mixtures, targets, ids, options)
+        if shared is not None and options["shared_kernel"] == "always":
+            return options, shared
+        return options, cross_validated_predictions(cls, options, mixtures, targets, ids)[0]
+
+    @classmethod
+    def _pilot(cls, mixtures, targets, ids, options) -> tuple[dict[str, Any], np.ndarray | None]:
+        """The options :meth:`choose_options` resolves, and the shared kernel's held-out predictions if computed."""
         from engine.laws.cv import cross_validated_predictions, metrics
 
         options = {**cls()._options(), **options}
         if options["shared_kernel"] != "auto":
-            return options
+            return options, None
         n_tgt = targets.shape[1]
         if n_tgt <= SHARED_FROM_TARGETS:
-            return {**options, "shared_kernel": "never"}
+            return {**options, "shared_kernel": "never"}, None
         pilot = np.sort(np.random.default_rng(options["seed"]).permutation(n_tgt)[:PILOT_TARGETS])
         shared, _ = cross_validated_predictions(cls, {**options, "shared_kernel": "always"}, mixtures, targets, ids)
         alone, _ = cross_validated_predictions(cls, {**options, "shared_kernel": "never"}, mixtures, targets[:, pilot], ids)
@@ -159,7 +175,7 @@ class GPLaw(LawBase):
         b = [metrics(targets[:, i], alone[:, j]) for j, i in enumerate(pilot)]
         close = (np.mean([m.spearman for m in a]) >= np.mean([m.spearman for m in b]) - SHARED_SPEARMAN_LOSS
                  and np.mean([m.mae for m in a]) <= SHARED_MAE_RATIO * np.mean([m.mae for m in b]))
-        return {**options, "shared_kernel": "always" if close else "never"}
+        return {**options, "shared_kernel": "always" if close else "never"}, shared
 
     @classmethod
     def fit_refits(cls, mixtures, targets, counts, full, *, options=None):

@@ -35,7 +35,7 @@ from engine.laws.bootstrap import (
     residual_offsets,
     scores,
 )
-from engine.laws.cv import cross_validated_predictions, fold_ids, metrics
+from engine.laws.cv import fold_ids, metrics
 from engine.laws.objective import FittedObjective, ObjectiveSpec, parse_objective
 from engine.laws.registry import DEFAULT_LAWS, mixture_law
 from engine.store import session_scope
@@ -134,8 +134,7 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
     mixtures = dataset.mixtures
     started = time.perf_counter()
     ids = fold_ids(len(mixtures), folds, seed)
-    options = law_cls.choose_options(mixtures, targets, ids, options)
-    held_out, _ = cross_validated_predictions(law_cls, options, mixtures, targets, ids)
+    options, held_out = law_cls.cross_validate(mixtures, targets, ids, options)
     full = law_cls.fit_batch(mixtures, targets, np.ones((1, len(mixtures))), options=options)[0]
     actual = targets @ spec.weights
     predicted = held_out @ spec.weights
@@ -386,8 +385,7 @@ def predict_mixtures(project: str, mixtures_file: str | Path, *, objective: str 
     """Predict the objective of each candidate mixture in a CSV, with a 90% bootstrap interval."""
     model = load_objective_model(project, objective=objective, law=law, url=url)
     table = read_mixtures(mixtures_file, model.domains)
-    per_target = model.predict_targets(table.shares)
-    replicas = model.predict_targets_replicas(table.shares) @ model.weights  # (B, m)
+    per_target, replicas = model.predict_with_replicas(table.shares)  # (m, t), (B, m)
     lo, hi = interval(replicas)
     return PredictionTable(model.law, model.objective, table.names, model.domains, table.shares,
                            per_target @ model.weights, lo, hi, model.targets, per_target, table.notes)
@@ -450,9 +448,9 @@ def domain_effect(model: FittedObjective, reference: np.ndarray, domain: str, po
     if domain not in model.domains:
         raise InputError(f"unknown domain '{domain}'.", hint=f"use one of: {', '.join(model.domains)}")
     shares, mixtures = sweep_domain(reference, model.domains.index(domain), points)
-    replicas = model.predict_targets_replicas(mixtures) @ model.weights
+    per_target, replicas = model.predict_with_replicas(mixtures)
     lo, hi = interval(replicas)
-    return DomainEffect(domain, shares, model.predict(mixtures), lo, hi)
+    return DomainEffect(domain, shares, per_target @ model.weights, lo, hi)
 
 
 def mean_mixture(project: str, url: str | None = None) -> tuple[list[str], np.ndarray]:
