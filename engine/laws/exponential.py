@@ -23,6 +23,8 @@ and ``k > 0``; a small ridge on ``t`` keeps the law flat where few runs speak.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -78,7 +80,12 @@ class ExponentialLaw(LawBase):
             else:
                 one = torch.as_tensor(np.stack([np.concatenate([[law.c_, np.log(law.k_)], law.t_]) for law in start]))
                 starts = one.repeat(n_rep, 1)[None]
-            theta, converged = _fit_lm(p, y, w, starts, options)
+            # Problems are independent: halves of the batch run side by side on a thread per core
+            # (torch releases the GIL); each problem's result does not depend on the split.
+            parts = np.array_split(np.arange(len(y)), max(1, min(os.cpu_count() or 1, len(y) // 64)))
+            with ThreadPoolExecutor(len(parts)) as pool:
+                done = list(pool.map(lambda idx: _fit_lm(p, y[idx], w[idx], starts[:, idx], options), parts))
+            theta, converged = torch.cat([d[0] for d in done]), torch.cat([d[1] for d in done])
         if not torch.isfinite(theta).all():
             raise FitError("exponential: the fit produced non-finite parameters.")
         theta = theta.reshape(n_rep, n_tgt, -1).numpy()
