@@ -126,7 +126,7 @@ def main() -> None:
     paths = {"new": ROOT} if args.no_ref else {"ref": reference_checkout(args.ref_commit), "new": ROOT}
     print(f"# scale  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  {platform.machine()}  "
           f"cpus={os.cpu_count()}  python {platform.python_version()}  load {os.getloadavg()[0]:.1f} (1-min)")
-    print("# fit: all 4 laws, mean objective, 5-fold CV + 100 refits (+ calibration in new); predict: 10,000 "
+    print(f"# fit: laws {args.laws}, mean objective, 5-fold CV + 100 refits (+ calibration in new); predict: 10,000 "
           "mixtures with intervals; plan: make_project_plan, 1e9 tokens; seconds wall (cpu); peak RSS of the process")
     print(f"{'runs':>5} {'dom':>4} {'tgt':>4} {'code':<4} {'fit s':>14} {'predict s':>12} {'plan s':>13} {'RSS GiB':>8}"
           f"  per-law fit s / default law  (load)")
