@@ -54,11 +54,14 @@ def fit(
     db: DbOption = None,
 ) -> None:
     """Fit and cross-validate mixing laws; print the comparison (fits on unchanged data are reused)."""
+    from engine.cli.progress import progress_bar
     from engine.services.fits import fit_project
 
     names = [x.strip() for x in laws.split(",") if x.strip()] if laws else None
-    report = guarded(lambda: fit_project(project, objective=_objective(target, objective), laws=names, folds=folds,
-                                         bootstrap=bootstrap, seed=seed_or_default(seed), url=db))
+    with progress_bar("fit") as progress:
+        report = guarded(lambda: fit_project(project, objective=_objective(target, objective), laws=names,
+                                             folds=folds, bootstrap=bootstrap, seed=seed_or_default(seed), url=db,
+                                             progress=progress))
     if json_out:
         emit_json({"project": report.project, "objective": report.objective, "data_hash": report.data_hash,
                    "n_runs": report.n_runs, "default_law": report.default_law, "overridden": report.overridden,

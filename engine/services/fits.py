@@ -38,6 +38,7 @@ from engine.laws.bootstrap import (
 from engine.laws.cv import fold_ids, metrics
 from engine.laws.objective import FittedObjective, ObjectiveSpec, parse_objective
 from engine.laws.registry import DEFAULT_LAWS, mixture_law
+from engine.progress import ProgressCallback, report, scaled
 from engine.store import session_scope
 from engine.store.session import retry_write, store_error
 from engine.store.dataset import Dataset, at_proxy_scale, load_dataset
@@ -124,9 +125,9 @@ def _row_from_fit(fit: LawFit, reused: bool) -> LawRow:
 
 
 def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, bootstrap: int = 100,
-            seed: int = 0) -> dict[str, Any]:
+            seed: int = 0, progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Fit one law on every target of ``spec``: CV, full fit, replicas calibrated on held-out runs.
-    Returns the columns of a LawFit row."""
+    Returns the columns of a LawFit row. ``progress``: an event before each of the three stages."""
     law_cls = mixture_law(law)
     options = _law_options(law_cls, seed)
     columns = [dataset.target_index(t) for t in spec.targets]
@@ -134,8 +135,12 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
     mixtures = dataset.mixtures
     started = time.perf_counter()
     ids = fold_ids(len(mixtures), folds, seed)
+    report(progress, "fit", 0, 3, f"{law}: cross-validation ({folds} folds)")
     options, held_out = law_cls.cross_validate(mixtures, targets, ids, options)
+    report(progress, "fit", 1, 3, f"{law}: the fit on every run")
     full = law_cls.fit_batch(mixtures, targets, np.ones((1, len(mixtures))), options=options)[0]
+    report(progress, "fit", 2, 3, f"{law}: {bootstrap} bootstrap refits" if law_cls.has_refits and bootstrap > 0
+           else f"{law}: held-out residuals")
     actual = targets @ spec.weights
     predicted = held_out @ spec.weights
     if law_cls.has_refits and bootstrap > 0:
@@ -184,10 +189,11 @@ def _proxy_dataset(session, project: str, dataset: Dataset | None) -> Dataset:
 
 def fit_project(project: str, *, objective: str | dict[str, float] = "mean", laws: list[str] | None = None,
                 folds: int = 5, bootstrap: int = 100, seed: int = 0, url: str | None = None,
-                dataset: Dataset | None = None) -> FitReport:
+                dataset: Dataset | None = None, progress: ProgressCallback | None = None) -> FitReport:
     """Fit (or reuse) every requested law for ``objective``; store the fits; report CV figures and the default.
 
     ``dataset``: the project's runs when the caller has loaded them already (they are not read again).
+    ``progress``: one event per law (a law's CV and bootstrap refits are the unit of work).
     """
     laws = list(laws or DEFAULT_LAWS)
     for name in laws:
@@ -208,15 +214,17 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
             stored = _stored_fit(s, project_id, name, spec.key, dataset.data_hash, options)
             if stored is not None:
                 rows[name] = _row_from_fit(stored, reused=True)
-    for name in laws:
-        if name in rows:
-            continue
+    todo = [name for name in laws if name not in rows]
+    for done, name in enumerate(todo):
+        report(progress, "fit", done, len(todo), f"{name} ({done + 1} of {len(todo)} laws)")
         try:
-            computed[name] = fit_law(dataset, spec, name, folds=folds, bootstrap=bootstrap, seed=seed)
+            computed[name] = fit_law(dataset, spec, name, folds=folds, bootstrap=bootstrap, seed=seed,
+                                     progress=scaled(progress, done / len(todo), (done + 1) / len(todo)))
         except FitError as exc:
             log.warning("law %s failed on %s: %s", name, project, exc)
             rows[name] = LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
                                 float("nan"), 0, float("nan"), 0.0, False, error=str(exc))
+    report(progress, "fit", len(todo), len(todo), "storing the fits")
     if computed:
         rows.update(_store_fits(project, project_id, spec.key, dataset.data_hash, options, computed, url))
     rows = [rows[name] for name in laws]

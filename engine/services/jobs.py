@@ -18,7 +18,6 @@ any page, any tab, a reload or a restarted server reads the same truth:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -91,21 +90,6 @@ def job_key(kind: str, project: str, settings: dict, data_hash: str = "") -> str
     """Same kind, project, settings and data: same key (settings are hashed in canonical JSON)."""
     text = json.dumps([kind, project, settings, data_hash], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-def accepts_progress(fn: Callable) -> bool:
-    """Whether ``fn`` takes a ``progress=`` callback (engine functions gain one as they learn to report)."""
-    try:
-        return "progress" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def call_with_progress(fn: Callable, progress: ProgressCallback, *args, **kwargs):
-    """``fn(*args, progress=progress, **kwargs)`` when ``fn`` reports progress, else without it."""
-    if accepts_progress(fn):
-        kwargs["progress"] = progress
-    return fn(*args, **kwargs)
 
 
 def _info(job: Job, project: str) -> JobInfo:

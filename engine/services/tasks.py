@@ -16,9 +16,8 @@ from typing import Callable
 from engine.plan.constraints import Constraints
 from engine.plan.plan import Plan
 from engine.plan.sweep import BudgetSweep, sweep_budgets
-from engine.progress import ProgressCallback, report
+from engine.progress import ProgressCallback, report, scaled
 from engine.services import fits
-from engine.services.jobs import call_with_progress
 from engine.services.plans import PlanningInputs, plan_from_inputs, planning_inputs
 
 InputsLoader = Callable[[str, str, "float | None", str], PlanningInputs]
@@ -53,8 +52,8 @@ def fit_work(project: str, settings: dict, *, url: str | None = None) -> Callabl
 
 def _fit(project: str, settings: dict, url: str | None, progress: ProgressCallback) -> dict:
     report(progress, "fitting laws", 0, 1)
-    result = call_with_progress(fits.fit_project, progress, project, objective=settings["objective"],
-                                laws=list(settings["laws"]), url=url)
+    result = fits.fit_project(project, objective=settings["objective"], laws=list(settings["laws"]), url=url,
+                              progress=progress)
     return fit_report_to_dict(result)
 
 
@@ -63,8 +62,8 @@ def plan_work(project: str, settings: dict, load: InputsLoader, *, url: str | No
         report(progress, "loading the laws", 0, 2)
         inputs = load(project, settings["objective"], settings["model_params"], settings["repetition_form"])
         report(progress, "planning", 1, 2)
-        plan = call_with_progress(plan_from_inputs, progress, inputs, settings["budget_tokens"],
-                                  Constraints.from_dict(settings["constraints"]), url=url)
+        plan = plan_from_inputs(inputs, settings["budget_tokens"], Constraints.from_dict(settings["constraints"]),
+                                url=url, progress=scaled(progress, 0.5, 1.0))
         return plan.to_dict()
     return work
 
@@ -77,8 +76,9 @@ def sweep_work(project: str, settings: dict, *, url: str | None = None) -> Calla
 def _sweep(project: str, settings: dict, url: str | None, progress: ProgressCallback) -> dict:
     report(progress, "loading the laws", 0, 1)
     inputs = default_loader(url)(project, settings["objective"], settings["model_params"], settings["repetition_form"])
-    return call_with_progress(sweep_budgets, progress, inputs.model, inputs.context, list(settings["budgets"]),
-                              Constraints.from_dict(settings["constraints"]), objective=settings["objective"]).to_dict()
+    return sweep_budgets(inputs.model, inputs.context, list(settings["budgets"]),
+                         Constraints.from_dict(settings["constraints"]), objective=settings["objective"],
+                         progress=progress).to_dict()
 
 
 def suggest_work(project: str, settings: dict, n: int, load: InputsLoader, *,

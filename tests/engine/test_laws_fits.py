@@ -147,3 +147,23 @@ def test_too_few_runs_is_a_clear_error(tmp_path, sqlite_url):
     with pytest.raises(FitError, match="at least 4 runs"):
         fit_project(project, objective="web", laws=["linear"], url=sqlite_url)
     assert stored_fits(project, objective="web", url=sqlite_url) == []
+
+
+def test_a_fit_reports_progress_per_law_and_a_cancel_stores_nothing(tmp_path, sqlite_url):
+    from engine.progress import Cancelled
+
+    project = synthetic_project(tmp_path, sqlite_url, name="progress")
+    events = []
+    fit_project(project, laws=["linear", "exponential"], bootstrap=4, url=sqlite_url, progress=events.append)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert any("exponential" in e.message for e in events) and any("linear" in e.message for e in events)
+
+    def cancel_at_the_second_law(event):
+        if "exponential" in event.message:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        fit_project(project, objective="web", laws=["linear", "exponential"], bootstrap=4, url=sqlite_url,
+                    progress=cancel_at_the_second_law)
+    assert not [f for f in stored_fits(project, objective="web", url=sqlite_url)]
