@@ -16,7 +16,7 @@ import streamlit as st
 
 from app.ui.cache import cached_data_hash, cached_defaults, database_url, forget_cached_data
 from app.ui.errors import show_error
-from app.ui.jobs import job_status, loader, runner, show_failure
+from app.ui.jobs import executor_choice, job_status, loader, runner, show_failure
 from app.ui.state import flash, link, require_project, show_flash
 from app.ui.style import number, tokens
 from engine.errors import MixplanError
@@ -166,10 +166,11 @@ with tab_here:
             tokens_text = cols[0].text_input("Tokens per run", value=tokens(open_runs[-1].budget_tokens),
                                              help="The proxy scale by default; fewer for a quick look.")
             model = cols[1].selectbox("Model", ["micro", "tiny", "small"], index=0)
+            executor = executor_choice("next_executor")
             go = st.form_submit_button("Train them here", type="primary")
         if go and chosen:
             args = ["train-pending", "--project", project, "--data", data_dir, "--names", ",".join(chosen),
-                    "--model", model, "--tokens", tokens_text]
+                    "--model", model, "--tokens", tokens_text, "--executor", executor]
             try:
                 pid, log_path = launch_background(args, url=url)
             except OSError as error:

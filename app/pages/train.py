@@ -12,6 +12,7 @@ import streamlit as st
 
 from app.ui.cache import forget_cached_data
 from app.ui.errors import show_error
+from app.ui.jobs import executor_choice
 from app.ui.state import flash, require_project, show_flash
 from app.ui.train_charts import jobs_frame, trajectory_chart
 from app.ui.text import plain
@@ -27,7 +28,6 @@ from engine.services.training import (
 from engine.train.data import read_prepared
 from engine.train.jobs import process_alive
 from engine.train.model import MODEL_SIZES
-from engine.train.ray_executor import ray_available
 
 project = require_project()
 st.title("Train")
@@ -105,11 +105,7 @@ if prepared is not None:
         model = cols[2].selectbox("Model", sizes, index=sizes.index("micro"))
         workers = cols[3].number_input("Worker processes", 1, 64, 1)
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="sweep_seed")
-        executors = ["local"] + (["ray"] if ray_available() else [])
-        executor = st.radio("Run on", executors, horizontal=True, key="sweep_executor",
-                            help="local: worker processes on this server. ray: one Ray task a run, on the cluster "
-                                 "the server's RAY_ADDRESS names (a local Ray when unset); the address is server "
-                                 "configuration, not a page field. Needs `pip install 'mixplan[ray]'`.")
+        executor = executor_choice("sweep_executor")
         if st.form_submit_button("Launch sweep", type="primary"):
             try:
                 parse_counts(budgets, flag="Budgets")

@@ -140,3 +140,15 @@ def sidebar_jobs(project: str | None, url: str) -> None:
         st.caption(f"{len(live)} job(s) running")
         for job in live:
             st.progress(min(max(job.progress, 0.0), 1.0), text=f"{label(job.kind)}: {job.message or job.state}")
+
+
+def executor_choice(key: str) -> str:
+    """Where trainings run: ``local`` or, with the Ray extra installed, ``ray``. The cluster address is
+    server configuration (RAY_ADDRESS), never a page field: a page must not point the server at a host."""
+    from engine.train.ray_executor import ray_available
+
+    executors = ["local"] + (["ray"] if ray_available() else [])
+    return st.radio("Run on", executors, horizontal=True, key=key,
+                    help="local: worker processes on this server. ray: one Ray task a run, on the cluster "
+                         "the server's RAY_ADDRESS names (a local Ray when unset); the address is server "
+                         "configuration, not a page field. Needs `pip install 'mixplan[ray]'`.")

@@ -53,6 +53,8 @@ def train_pending_command(
     model: Annotated[str, typer.Option(help="micro | tiny | small | gpt100m.")] = "micro",
     tokens: Annotated[Optional[str], typer.Option(help="Tokens per run (default: the proxy scale of each).")] = None,
     workers: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
+    executor: Annotated[str, typer.Option(help="local (worker processes here) | ray (tasks on a Ray cluster).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray).")] = None,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
@@ -64,7 +66,8 @@ def train_pending_command(
 
     def run():
         return train_pending(project, chosen, data_dir=data, model=model, workers=workers, url=db,
-                             tokens=parse_whole_count(tokens, flag="--tokens") if tokens else None)
+                             tokens=parse_whole_count(tokens, flag="--tokens") if tokens else None,
+                             executor=executor, ray_address=ray_address)
 
     outcomes = guarded(run)
     failed = [o for o in outcomes if o.status == "failed"]

@@ -295,17 +295,20 @@ def train_specs(project: str, names: list[str], *, data_dir: str, model: str = "
 
 
 def train_pending(project: str, names: list[str], *, data_dir: str, model: str = "micro", workers: int = 1,
-                  tokens: int | None = None, url: str | None = None, on_result: Callable | None = None) -> list:
-    """Train the named pending runs here (a sweep job), then complete them from their results.
+                  tokens: int | None = None, url: str | None = None, on_result: Callable | None = None,
+                  executor: str = "local", ray_address: str | None = None) -> list:
+    """Train the named pending runs (a sweep job), then complete them from their results.
 
     ``tokens`` overrides the proxy budget (a quick look); such a run is still matched by its name.
+    ``executor``: local worker processes, or ``ray`` (tasks on the cluster at ``ray_address``, else RAY_ADDRESS).
     """
     from engine.services.training import sweep
 
     specs = train_specs(project, names, data_dir=data_dir, model=model, tokens=tokens, url=url)
     mark_running(project, names, url=url)
     try:
-        outcomes = sweep(specs, workers=workers, url=url, on_result=on_result)
+        outcomes = sweep(specs, workers=workers, url=url, on_result=on_result, executor=executor,
+                         ray_address=ray_address)
     finally:
         match_results(project, url=url)
         reopen_stopped(project, url=url)

@@ -82,6 +82,10 @@ def test_suggest_download_train_here_and_the_plan_moves(tmp_path):
     assert not at.exception, at.exception
     next(m for m in at.multiselect if m.label == "Pending runs to train").set_value(["next-r1-01"])
     next(t for t in at.text_input if t.label == "Tokens per run").set_value("1024")
+    from engine.train.ray_executor import ray_available
+
+    where = at.radio(key="next_executor")  # like the Train page: local, or Ray where the extra is installed
+    assert where.value == "local" and list(where.options) == (["local", "ray"] if ray_available() else ["local"])
     next(b for b in at.button if b.label == "Train them here").click().run()
     assert not at.exception, at.exception
     assert any("Training 1 run(s)" in s.value for s in at.success)

@@ -149,3 +149,33 @@ def test_a_run_that_always_kills_its_ray_worker_fails_alone(cluster, tmp_path):
     with session_scope(url) as s:
         runs = {r.name: r.status for r in s.scalars(select(Run))}
     assert runs[crasher] == "failed" and sorted(runs.values()) == ["complete", "complete", "failed"]
+
+
+def test_pending_runs_train_on_ray_and_complete_their_rows(cluster, tmp_path):
+    import numpy as np
+
+    from engine.plan.constraints import Constraints
+    from engine.services.fits import fit_project
+    from engine.services.ingest import ingest_files
+    from engine.services.next_runs import list_pending, suggest_pending
+
+    data = make_data(tmp_path)
+    url = f"sqlite:///{tmp_path / 'mixplan.sqlite'}"
+    names = ["alpha", "beta", "gamma"]  # make_data's domains
+    rng = np.random.default_rng(0)
+    lines = ["run_id,tokens," + ",".join(f"mix:{d}" for d in names) + "," + ",".join(f"loss:{d}" for d in names)]
+    for i, p in enumerate(rng.dirichlet(np.ones(len(names)), 12)):
+        losses = [3 + np.exp(-2 * share) + rng.normal(0, .01) for share in p]
+        lines.append(f"r{i},4096," + ",".join(f"{x:.6f}" for x in p) + "," + ",".join(f"{x:.5f}" for x in losses))
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    ingest_files("p", [tmp_path / "runs.csv"], url=url)
+    fit_project("p", laws=["linear"], folds=3, bootstrap=4, url=url)
+    pending = suggest_pending("p", 1e6, 1, Constraints(), url=url)
+    result = cluster.mixplan("train-pending", "--project", "p", "--data", data, "--names", pending[0].name,
+                             "--tokens", "4096", "--executor", "ray", "--ray-address", f"127.0.0.1:{PORT}",
+                             "--db", url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [p.state for p in list_pending("p", url=url)] == ["done"]
+    with session_scope(url) as s:
+        sweep_job = s.scalar(select(Job).where(Job.kind == "sweep"))
+    assert sweep_job.state == "done" and sweep_job.config["executor"] == "ray"
