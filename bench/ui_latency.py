@@ -1,6 +1,7 @@
 """Benchmark: how fast the dashboard answers a person, in a real browser.
 
-Run: ``python bench/ui_latency.py [--repeats 5] [--skip-synthetic]`` from the repository root.
+Run: ``python bench/ui_latency.py`` from the repository root (``--repeats N`` rounds of the journey per
+project, default 3; ``--skip-synthetic``: RegMix only). 15 min on a 2-core machine at load 15 (setup 3 min).
 
 Drives ``mixplan dashboard`` (a fresh database in a temporary MIXPLAN_HOME, a free port) with Debian's
 Chromium through Playwright, headless, 1400x900, through a fixed journey on two projects:
@@ -8,8 +9,8 @@ Chromium through Playwright, headless, 1400x900, through a fixed journey on two 
 * ``regmix``: the 512 RegMix runs (17 domains, 13 targets) from ../shared/data/regmix, fitted before
   the clock starts (linear and LightGBM: the two laws that fit in a minute on a loaded 2-core machine),
   as a user would have after the Fit page's job;
-* ``synthetic``: 512 runs x 64 domains x 110 targets drawn from a stated power law (seeded), with unique
-  tokens per domain, fitted with the linear law before the clock starts.
+* ``synthetic``: 512 runs x 64 domains x 110 targets from ``engine.plan.synthetic.synthetic_swarm``
+  (seeded), with unique tokens per domain, fitted with the linear law before the clock starts.
 
 Each interaction is timed from the click or keystroke until the page has returned control: Streamlit's
 "running" indicator is gone and the element the interaction should show is visible. Plan results are
@@ -45,6 +46,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEW = {"width": 1400, "height": 900}
 TIMEOUT_MS = 300_000
+# The current run's elements only: a rerun that moves a widget leaves its old copy on screen, marked stale.
+CURRENT = '[data-testid="stElementContainer"]:not([data-stale="true"])'
 
 
 def free_port() -> int:
@@ -54,23 +57,22 @@ def free_port() -> int:
 
 
 def synthetic_files(folder: Path, runs: int = 512, domains: int = 64, targets: int = 110, seed: int = 0) -> list[Path]:
-    """A tidy CSV of runs whose losses follow a known power law in the mixture, and the domains' unique tokens."""
-    rng = np.random.default_rng(seed)
-    names = [f"d{j:02d}" for j in range(domains)]
-    mixtures = rng.dirichlet(np.full(domains, 0.3), runs)
-    weights = rng.uniform(0.02, 0.3, (targets, domains))
-    losses = 2.0 + (np.maximum(mixtures, 1e-4)[:, None, :] ** -weights[None] * 0.01).sum(axis=2)
-    losses += rng.normal(0, 0.01, losses.shape)
-    header = ["run_id", "tokens", *(f"mix:{d}" for d in names), *(f"loss:t{i:03d}" for i in range(targets))]
+    """The engine's synthetic swarm (:func:`engine.plan.synthetic.synthetic_swarm`: RegMix-style sparse
+    mixtures, losses from a known power law) as a tidy CSV, and seeded unique tokens per domain."""
+    from engine.plan.synthetic import synthetic_swarm
+
+    swarm = synthetic_swarm(runs, domains, targets, seed=seed)
+    header = ["run_id", "tokens", *(f"mix:{d}" for d in swarm.domains), *(f"loss:{t}" for t in swarm.targets)]
     lines = [",".join(header)]
     for i in range(runs):
-        lines.append(",".join([f"s{i:04d}", "1000000000", *(f"{v:.6f}" for v in mixtures[i]),
-                               *(f"{v:.5f}" for v in losses[i])]))
+        shares = swarm.mixtures[i] / swarm.mixtures[i].sum()
+        lines.append(",".join([f"s{i:04d}", "1000000000", *(f"{v:.8f}" for v in shares),
+                               *(f"{v:.6f}" for v in swarm.values[i])]))
     runs_path = folder / "synthetic_runs.csv"
     runs_path.write_text("\n".join(lines) + "\n")
-    unique = rng.uniform(1e9, 2e11, domains)
+    unique = np.random.default_rng(seed).uniform(1e9, 2e11, domains)
     meta = folder / "synthetic_domains.csv"
-    meta.write_text("domain,unique_tokens\n" + "\n".join(f"{d},{int(u)}" for d, u in zip(names, unique)) + "\n")
+    meta.write_text("domain,unique_tokens\n" + "\n".join(f"{d},{int(u)}" for d, u in zip(swarm.domains, unique)) + "\n")
     return [runs_path, meta]
 
 
@@ -128,7 +130,11 @@ class Journey:
         action()
         done()
         self.idle()
-        self.times.setdefault(name, []).append(time.perf_counter() - started)
+        self.record(name, time.perf_counter() - started)
+
+    def record(self, name: str, seconds: float) -> None:
+        self.times.setdefault(name, []).append(seconds)
+        print(f"  {name}: {seconds:.2f} s", file=sys.stderr, flush=True)  # progress while it runs
 
     def nav(self, label: str, project: str) -> None:
         from playwright.sync_api import expect
@@ -155,13 +161,13 @@ def run_journey(page, project: str, repeats: int, budgets: list[str], results: J
         for label in ("Runs", "Fit", "Plan", "Next runs", "Upload", "Projects"):
             j.nav(label, project)
         j.nav("Runs", project)
-        search = page.get_by_role("textbox", name="Search runs")
+        search = page.locator(CURRENT).get_by_role("textbox", name="Search runs")
         j.timed(f"{project}: Runs search", lambda: (search.fill(f"{r}"), search.press("Enter")),
                 lambda: expect(page.get_by_text("runs match", exact=False)).to_be_visible(timeout=TIMEOUT_MS))
         j.nav("Plan", project)
         expect(page.get_by_text("Predicted objective", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
         j.idle()
-        budget = page.get_by_role("textbox", name="Token budget")
+        budget = page.locator(CURRENT).get_by_role("textbox", name="Token budget")
         text = budgets[r % len(budgets)]
         started = time.perf_counter()
         j.timed(f"{project}: Plan budget change (control back)", lambda: (budget.fill(text), budget.press("Enter")),
@@ -169,8 +175,8 @@ def run_journey(page, project: str, repeats: int, budgets: list[str], results: J
         expect(page.get_by_text(f"Budget {text} tokens", exact=False)).to_be_visible(timeout=TIMEOUT_MS)
         expect(page.get_by_text("Shown: the last plan", exact=False)).to_have_count(0, timeout=TIMEOUT_MS)
         j.idle()
-        j.times.setdefault(f"{project}: Plan result after a new budget", []).append(time.perf_counter() - started)
-        slider = page.locator('[data-testid="stSlider"]').filter(has_text="d00" if project == "synthetic" else "github")
+        j.record(f"{project}: Plan result after a new budget", time.perf_counter() - started)
+        slider = page.locator(CURRENT).locator('[data-testid="stSlider"]').filter(has_text="d00" if project == "synthetic" else "github")
         if slider.count():
             thumb = slider.get_by_role("slider")
             j.timed(f"{project}: what-if slider step", lambda: (thumb.focus(), thumb.press("ArrowRight")),
@@ -184,7 +190,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the journey on each project")
     parser.add_argument("--skip-synthetic", action="store_true", help="only the RegMix project")
     args = parser.parse_args()
     if not (REGMIX / "train_mixture_1m.csv").exists():
