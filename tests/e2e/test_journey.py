@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -25,11 +26,50 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from test_browser import chromium, dashboard  # noqa: E402,F401  the real server and browser fixtures
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.journey]  # not in the default run until it is green
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.journey]
 
 STEP_MS = 120_000
 FIT_MS = 1_500_000  # CV and bootstrap on 512 runs, on a shared 2-core machine
 VIEW = {"width": 1400, "height": 900}
+
+
+# Streamlit keeps the previous run's elements on screen, marked stale, until the rerun that replaces them
+# ends: when a rerun moves a widget (a result appears above it), its old copy lingers for a moment. Every
+# widget the test touches is looked up among the current run's elements only.
+CURRENT = '[data-testid="stElementContainer"]:not([data-stale="true"])'
+
+
+def current(page):
+    return page.locator(CURRENT)
+
+
+def fill(page, label: str, value: str, *, submit: bool = False) -> None:
+    """Type into the current run's textbox ``label`` and check it holds the value (a rerun may replace it)."""
+    from playwright.sync_api import expect
+
+    box = current(page).get_by_role("textbox", name=label, exact=True)
+    expect(box).to_have_count(1)
+    box.fill(value)
+    expect(box).to_have_value(value)
+    if submit:
+        box.press("Enter")
+
+
+def click(page, name: str) -> None:
+    """Click the current run's button ``name`` (exactly one)."""
+    from playwright.sync_api import expect
+
+    button = current(page).get_by_role("button", name=name, exact=True)
+    expect(button).to_have_count(1)
+    button.click()
+
+
+def screenshot(page, path: Path, top) -> None:
+    """A 1400x900 picture of the settled page (no rerun in flight, no stale element), ``top`` at its top."""
+    page.wait_for_function("""() => !document.querySelector('[data-testid="stStatusWidget"]')
+                                    && !document.querySelector('[data-stale="true"]')""", timeout=STEP_MS)
+    top.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(path))
 
 
 def nav(page, name: str) -> None:
@@ -97,8 +137,8 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
 
     # 2. A project of its own, the RegMix pair uploaded through the page.
     nav(page, "Projects")
-    page.get_by_label("Name").fill("regmix")
-    page.get_by_role("button", name="Create project").click()
+    fill(page, "Name", "regmix")
+    click(page, "Create project")
     expect(page.get_by_text("Created project 'regmix'")).to_be_visible()
     choose_project(page, "regmix")
     nav(page, "Upload")
@@ -107,7 +147,7 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     uploader.locator('input[type="file"]').set_input_files(
         [str(regmix_dir / "train_mixture_1m.csv"), str(regmix_dir / "train_pile_loss_1m.csv")])
     expect(uploader.locator('[data-testid="stFileChip"]')).to_have_count(2)
-    page.get_by_role("button", name="Import").click()
+    click(page, "Import")
     expect(page.get_by_text("512 runs added", exact=False)).to_be_visible()
     nav(page, "Runs")
     expect(page.get_by_role("heading", name="512 runs", exact=True)).to_be_visible()
@@ -116,29 +156,28 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     nav(page, "Fit")
     expect(page.get_by_text("No laws fitted for this objective yet")).to_be_visible()
     for law in ("gp", "exponential"):  # the two slowest laws: minutes on a loaded 2-core machine
-        page.get_by_role("button", name=f"Remove {law}").click()
+        click(page, f"Remove {law}")
         expect(page.get_by_role("button", name=f"Remove {law}")).to_have_count(0)
-    page.get_by_role("button", name="Fit laws").click()
-    expect(page.locator('[data-testid="stMain"] [data-testid="stProgress"]').first).to_be_visible()
+    click(page, "Fit laws")
+    # The engine's progress events on the page: the law being fitted and its stage.
+    fitting = page.locator('[data-testid="stMain"] [data-testid="stProgress"]').filter(
+        has_text=re.compile(r"Fit \(job \d+\): fit: (linear|lightgbm)"))
+    expect(fitting.first).to_be_visible()
     expect(page.get_by_role("heading", name="Comparison on held-out runs")).to_be_visible(timeout=FIT_MS)
-    page.screenshot(path=str(shots / "fit.png"))
+    screenshot(page, shots / "fit.png", page.get_by_role("heading", name="Fit", exact=True))
 
     # 4. Plan at 25B, then github >= 0.05: the plan is computed as a job and shown.
     nav(page, "Plan")
-    budget = page.get_by_role("textbox", name="Token budget")
-    budget.fill("25B")
-    budget.press("Enter")
+    fill(page, "Token budget", "25B", submit=True)
     expect(page.get_by_text("Budget 25B tokens", exact=False)).to_be_visible(timeout=FIT_MS)
-    bounds = page.get_by_role("textbox", name="Bounds")
-    bounds.fill("github >= 0.05")
-    bounds.press("Enter")
+    fill(page, "Bounds", "github >= 0.05", submit=True)
     expect(page.get_by_text("Shown: the last plan", exact=False)).to_have_count(0, timeout=FIT_MS)
     no_job_running(page)
-    page.screenshot(path=str(shots / "plan.png"))
+    screenshot(page, shots / "plan.png", page.get_by_text("Constraints per domain", exact=True))
 
     # 5. Every download yields a file that parses; the JSON and YAML carry github >= 0.05.
     for fmt in ("json", "yaml", "megatron", "hf", "mosaic", "csv"):
-        button = page.get_by_role("button", name=fmt, exact=True)
+        button = current(page).get_by_role("button", name=fmt, exact=True)
         expect(button).to_have_count(1)  # a rerun's stale copy (an expired file link) has faded out
         with page.expect_download() as info:
             button.click()
@@ -151,35 +190,35 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     # 6. On the demo: suggest 4 runs (a job), build the demo corpus, train one tiny pending run here.
     choose_project(page, "demo")
     nav(page, "Next runs")
-    page.get_by_role("button", name="Suggest runs").click()
+    click(page, "Suggest runs")
     expect(page.get_by_text("4 pending: next-r1-01", exact=False)).to_be_visible(timeout=FIT_MS)
     runs_metric = page.locator('[data-testid="stMetric"]').filter(has_text="Runs in the project")
     expect(runs_metric.locator('[data-testid="stMetricValue"]')).to_have_text("48")
 
     nav(page, "Train")
-    page.get_by_role("button", name="Build the demo corpus here").click()
+    click(page, "Build the demo corpus here")
     expect(page.get_by_role("button", name="Launch sweep")).to_be_visible(timeout=300_000)  # the page updates itself
 
     nav(page, "Next runs")
-    page.get_by_role("textbox", name="Tokens per run").fill("16k")
-    page.get_by_role("button", name="Train them here").click()
+    fill(page, "Tokens per run", "16k")
+    click(page, "Train them here")
     expect(page.get_by_text("Training 1 run(s)", exact=False)).to_be_visible()
     expect(page.get_by_text("Results arrived for next-r1-04", exact=False)).to_be_visible(timeout=600_000)
     expect(runs_metric.locator('[data-testid="stMetricValue"]')).to_have_text("49")
     no_job_running(page)  # the refreshed plan's job has finished
     expect(page.get_by_text("Shown: the plan before the newest results")).to_have_count(0)
     expect(page.get_by_role("heading", name="How the plan moved, round by round")).to_be_visible()
-    page.screenshot(path=str(shots / "next_runs.png"))
+    screenshot(page, shots / "next_runs.png", page.get_by_role("heading", name="Next runs", exact=True))
 
     # 7. Reload in the middle of a job: it is still running, from the store; then cancel it.
-    page.get_by_role("textbox", name="Tokens per run").fill("5M")
-    page.get_by_role("button", name="Train them here").click()
+    fill(page, "Tokens per run", "5M")
+    click(page, "Train them here")
     expect(page.get_by_text("training (sweep job", exact=False)).to_be_visible()
     page.reload()
     expect(page.get_by_role("heading", name="Next runs", exact=True)).to_be_visible()
     expect(page.locator('[data-testid="stSidebar"]').get_by_text("job(s) running", exact=False)).to_be_visible()
     expect(page.get_by_text("training (sweep job", exact=False)).to_be_visible()
-    page.get_by_role("button", name="Cancel").first.click()
+    current(page).get_by_role("button", name="Cancel").first.click()
     no_job_running(page)
 
     # 8. A broken upload names the file, row and column, and changes nothing.
@@ -188,11 +227,13 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     nav(page, "Upload")
     uploader = page.locator('[data-testid="stFileUploader"]')
     uploader.locator('input[type="file"]').set_input_files([str(broken)])
-    page.get_by_role("button", name="Import").click()
+    expect(uploader.locator('[data-testid="stFileChip"]')).to_have_count(1)  # uploaded before Import is pressed
+    click(page, "Import")
     error = page.locator('[data-testid="stAlertContentError"]').first
     expect(error).to_contain_text("broken.csv")
-    expect(error).to_contain_text("row 3")
+    expect(error).to_contain_text("line 3")  # the file's third line: the second data row
     expect(error).to_contain_text("mix:prose")
+    expect(error).to_contain_text("nothing was imported")
     nav(page, "Runs")
     expect(page.get_by_role("heading", name="49 runs", exact=True)).to_be_visible()
 
