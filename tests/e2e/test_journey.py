@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,14 +81,27 @@ def nav(page, name: str) -> None:
 
 
 def choose_project(page, name: str) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     nav(page, "Projects")
-    box = page.get_by_role("combobox", name="Current project")
-    if box.input_value() != name:
+    box = current(page).get_by_role("combobox", name="Current project")
+    expect(box).to_have_count(1)
+    option = page.get_by_role("option", name=name, exact=True)
+    deadline = time.monotonic() + STEP_MS / 1000
+    while box.input_value() != name:
+        # A rerun that lands while the list is open closes it: open it again until the choice holds.
         box.click()
-        page.get_by_role("option", name=name, exact=True).click()
+        try:
+            option.click(timeout=15_000)
+            expect(box).to_have_value(name, timeout=15_000)
+        except (PlaywrightTimeout, AssertionError):
+            assert time.monotonic() < deadline, f"could not choose project {name!r}"
     expect(box).to_have_value(name)
+    # The server has taken the choice once the page shows that project (only the demo has this box): leaving
+    # the page before its rerun began could drop the change and leave the old project selected.
+    demo_box = current(page).get_by_text("Demo project.")
+    expect(demo_box).to_have_count(1 if name == "demo" else 0)
 
 
 def no_job_running(page) -> None:
