@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from engine.laws.registry import DEFAULT_LAWS
 from engine.services.fits import fit_project, load_objective_model
 from engine.services.ingest import ingest_files
 
@@ -35,7 +36,7 @@ def test_fit_page_shows_every_law_and_sets_the_default(tmp_path):
     assert not at.exception, at.exception
     assert at.title[0].value == "Fit"
     table = at.dataframe[0].value
-    assert sorted(table["law"]) == ["exponential", "gp", "lightgbm", "linear"]
+    assert sorted(table["law"]) == sorted(DEFAULT_LAWS)
     assert (table["note"] == "reused").all()
     assert table["Spearman"].min() > 0.5
     charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
