@@ -212,9 +212,10 @@ class LawBase:
     def cross_validate(cls, mixtures: np.ndarray, targets: np.ndarray, ids: np.ndarray,
                        options: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
         """Options resolved by :meth:`choose_options` and the held-out predictions (n, t) on the folds ``ids``."""
+        from engine.laws import memo
         from engine.laws.cv import cross_validated_predictions
 
-        options = cls.choose_options(mixtures, targets, ids, options)
+        options = memo.choose_options(cls, mixtures, targets, ids, options)
         return options, cross_validated_predictions(cls, options, mixtures, targets, ids)[0]
 
     @classmethod

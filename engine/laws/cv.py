@@ -83,7 +83,9 @@ def metrics(actual: np.ndarray, predicted: np.ndarray) -> CVMetrics:
 def cross_validated_predictions(law_cls, options: dict[str, Any], mixtures: np.ndarray, targets: np.ndarray,
                                 ids: np.ndarray) -> tuple[np.ndarray, list[list[Any]]]:
     """(n, t) held-out predictions of every target and the fold models ``[fold][target]``."""
-    models = law_cls.fit_batch(mixtures, targets, fold_weights(ids), options=options)
+    from engine.laws import memo
+
+    models = memo.fit_batch(law_cls, mixtures, targets, fold_weights(ids), options=options)
     predictions = np.full(targets.shape, np.nan)
     for fold, row in enumerate(models):
         inside = ids == fold

@@ -10,11 +10,13 @@ one ``w`` serves all targets of the objective. So the weight that scores a CV fo
 that fold, and the stack's CV figures compare fairly with the single laws' (law selection by CV
 cannot favour it by leakage).
 
-Cost: the inner GP fits keep the hyperparameters of their training set's fit (only the posterior
-weights are solved again; the hyperparameters saw the inner held-out runs, which may favour the
-GP slightly in ``w``, never the outer fold), and the inner boosters train on the weight targets
-only. Not smooth (it contains trees), and no bootstrap refits: intervals come from the held-out
-CV residuals (``has_refits = False``), like LightGBM's.
+Cost: within ``fit_project`` the GP and LightGBM of every training set are those laws' own fits
+(shared through :mod:`engine.laws.memo`), so only the inner fits are new. The inner GP fits keep
+the hyperparameters of their training set's fit (only the posterior weights are solved again; the
+hyperparameters saw the inner held-out runs, which may favour the GP slightly in ``w``, never the
+outer fold), and the inner boosters train on the weight targets only. Not smooth (it contains
+trees), and no bootstrap refits: intervals come from the held-out CV residuals
+(``has_refits = False``), like LightGBM's.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from engine.laws import memo
 from engine.laws.base import LawBase, as_mixtures
 from engine.laws.gp import GPLaw
 from engine.laws.trees import LightGBMLaw
 
 INNER_FOLDS = 3
-WEIGHT_TARGETS = 8  # targets (evenly spaced) whose inner held-out errors choose the weight
+WEIGHT_TARGETS = 4  # targets (evenly spaced) whose inner held-out errors choose the weight
 
 
 def _spread(count: int, limit: int) -> np.ndarray:
@@ -75,8 +78,8 @@ class StackLaw(LawBase):
     def choose_options(cls, mixtures, targets, ids, options):
         """Each law's options resolved by its own CV pilot (the GP's shared kernel, LightGBM's rounds)."""
         seed = options.get("seed", 0)
-        gp = GPLaw.choose_options(mixtures, targets, ids, {"seed": seed, **(options.get("gp") or {})})
-        trees = LightGBMLaw.choose_options(mixtures, targets, ids, dict(options.get("lightgbm") or {}))
+        gp = memo.choose_options(GPLaw, mixtures, targets, ids, {"seed": seed, **(options.get("gp") or {})})
+        trees = memo.choose_options(LightGBMLaw, mixtures, targets, ids, dict(options.get("lightgbm") or {}))
         return {**options, "gp": gp, "lightgbm": trees}
 
     @classmethod
@@ -87,8 +90,9 @@ class StackLaw(LawBase):
         mixtures = np.asarray(mixtures, dtype=float)
         targets = np.asarray(targets, dtype=float)
         weights = np.asarray(weights, dtype=float)
-        gp = GPLaw.fit_batch(mixtures, targets, weights, options=gp_options)
-        trees = LightGBMLaw.fit_batch(mixtures, targets, weights, options=trees_options)
+        # the GP's and LightGBM's own fits on these rows when fit_project made them (engine.laws.memo)
+        gp = memo.fit_batch(GPLaw, mixtures, targets, weights, options=gp_options)
+        trees = memo.fit_batch(LightGBMLaw, mixtures, targets, weights, options=trees_options)
 
         # Inner folds of every training set: its runs in a seeded order, dealt round-robin (a run's
         # inner fold depends only on the runs of its set, so a fit on a subset splits it the same way).

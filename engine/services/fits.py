@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from engine.actions import record_action
 from engine.errors import FitError, InputError
 from engine.ingest.mixtures import read_mixtures
+from engine.laws import memo
 from engine.laws.bootstrap import (
     OffsetReplicas,
     bootstrap_counts,
@@ -47,7 +48,7 @@ from engine.store.queries import find_project
 
 log = logging.getLogger(__name__)
 
-FIT_VERSION = 4  # bump when a law's fitting changes, so stored fits are not reused across versions
+FIT_VERSION = 5  # bump when a law's fitting changes, so stored fits are not reused across versions
 SPEARMAN_TIE = 0.002  # laws this close in Spearman count as tied; the lower MAE wins
 
 
@@ -138,7 +139,7 @@ def fit_law(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5, 
     report(progress, "fit", 0, 3, f"{law}: cross-validation ({folds} folds)")
     options, held_out = law_cls.cross_validate(mixtures, targets, ids, options)
     report(progress, "fit", 1, 3, f"{law}: the fit on every run")
-    full = law_cls.fit_batch(mixtures, targets, np.ones((1, len(mixtures))), options=options)[0]
+    full = memo.fit_batch(law_cls, mixtures, targets, np.ones((1, len(mixtures))), options=options)[0]
     report(progress, "fit", 2, 3, f"{law}: {bootstrap} bootstrap refits" if law_cls.has_refits and bootstrap > 0
            else f"{law}: held-out residuals")
     actual = targets @ spec.weights
@@ -215,15 +216,16 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
             if stored is not None:
                 rows[name] = _row_from_fit(stored, reused=True)
     todo = [name for name in laws if name not in rows]
-    for done, name in enumerate(todo):
-        report(progress, "fit", done, len(todo), f"{name} ({done + 1} of {len(todo)} laws)")
-        try:
-            computed[name] = fit_law(dataset, spec, name, folds=folds, bootstrap=bootstrap, seed=seed,
-                                     progress=scaled(progress, done / len(todo), (done + 1) / len(todo)))
-        except FitError as exc:
-            log.warning("law %s failed on %s: %s", name, project, exc)
-            rows[name] = LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
-                                float("nan"), 0, float("nan"), 0.0, False, error=str(exc))
+    with memo.sharing_fits():  # the stack reuses the GP's and LightGBM's fits made here
+        for done, name in enumerate(todo):
+            report(progress, "fit", done, len(todo), f"{name} ({done + 1} of {len(todo)} laws)")
+            try:
+                computed[name] = fit_law(dataset, spec, name, folds=folds, bootstrap=bootstrap, seed=seed,
+                                         progress=scaled(progress, done / len(todo), (done + 1) / len(todo)))
+            except FitError as exc:
+                log.warning("law %s failed on %s: %s", name, project, exc)
+                rows[name] = LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
+                                    float("nan"), 0, float("nan"), 0.0, False, error=str(exc))
     report(progress, "fit", len(todo), len(todo), "storing the fits")
     if computed:
         rows.update(_store_fits(project, project_id, spec.key, dataset.data_hash, options, computed, url))

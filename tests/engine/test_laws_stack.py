@@ -115,3 +115,38 @@ def test_selection_takes_the_stack_only_when_its_cv_figures_win():
 
     assert choose_default([row("gp", 0.990, 0.030), row("lightgbm", 0.985, 0.040), row("stack", 0.9905, 0.025)]) == "stack"
     assert choose_default([row("gp", 0.995, 0.004), row("lightgbm", 0.980, 0.050), row("stack", 0.995, 0.006)]) == "gp"
+
+
+def test_within_a_project_fit_the_stack_reuses_the_gp_and_trees_and_predicts_as_alone():
+    from engine.laws import memo
+
+    rng = np.random.default_rng(4)
+    p = rng.dirichlet(np.ones(3), 60)
+    y = np.column_stack([2.0 + np.exp(p @ [-1.2, 0.8, 0.4]), 1.5 + np.exp(p @ [0.9, -1.5, 0.6])])
+    y += rng.normal(0, 0.01, y.shape)
+    dataset = _dataset(p, y)
+    spec = parse_objective("mean", dataset.targets, dataset.directions)
+    alone = fit_law(dataset, spec, "stack", folds=5, bootstrap=10)
+    with memo.sharing_fits():
+        gp = fit_law(dataset, spec, "gp", folds=5, bootstrap=10)
+        trees = fit_law(dataset, spec, "lightgbm", folds=5, bootstrap=10)
+        shared = fit_law(dataset, spec, "stack", folds=5, bootstrap=10)
+    assert shared["cv_predictions"] == alone["cv_predictions"]
+    assert shared["cv_metrics"] == alone["cv_metrics"]
+    stack_targets = shared["params"]["per_target"]
+    # the stack's GP and trees on all runs are the GP's and LightGBM's own fits
+    gp_alone = model_from_fit({**gp, "objective": spec.key})
+    stack_model = model_from_fit({**shared, "objective": spec.key})
+    probe = rng.dirichlet(np.ones(3), 8)
+    for i, law in enumerate(stack_model.laws):
+        np.testing.assert_array_equal(law.gp_.predict(probe), gp_alone.laws[i].predict(probe))
+    assert len(stack_targets) == 2 and trees["params"]["per_target"]
+    # outside the block nothing is cached: a second call fits again (a different object)
+    from engine.laws.gp import GPLaw
+
+    first = memo.fit_batch(GPLaw, p, y, np.ones((1, 60)), options={"iterations": 5})
+    assert memo.fit_batch(GPLaw, p, y, np.ones((1, 60)), options={"iterations": 5}) is not first
+    with memo.sharing_fits():
+        first = memo.fit_batch(GPLaw, p, y, np.ones((1, 60)), options={"iterations": 5})
+        assert memo.fit_batch(GPLaw, p, y, np.ones((1, 60)), options={"iterations": 5}) is first
+        assert memo.fit_batch(GPLaw, p, y + 1e-9, np.ones((1, 60)), options={"iterations": 5}) is not first
