@@ -15,6 +15,7 @@ Two levels:
 
 from __future__ import annotations
 
+import base64
 from contextlib import contextmanager
 from typing import Any, ClassVar, Iterator, Protocol, runtime_checkable
 
@@ -160,6 +161,17 @@ class ParamReplicas:
 
     def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
         return torch.stack([law.predict_torch(mixtures) for law in self.laws])
+
+
+def pack_array(values: np.ndarray) -> dict[str, Any]:
+    """A float64 array as JSON: base64 of its bytes and its shape (bit for bit; a list of 700,000 floats
+    took seconds to store and to read back, this takes milliseconds)."""
+    values = np.ascontiguousarray(values, dtype="<f8")
+    return {"f64": base64.b64encode(values.tobytes()).decode("ascii"), "shape": list(values.shape)}
+
+
+def unpack_array(packed: dict[str, Any]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(packed["f64"]), dtype="<f8").reshape(packed["shape"]).copy()
 
 
 class LawBase:

@@ -31,7 +31,14 @@ import numpy as np
 import torch
 
 from engine.errors import FitError
-from engine.laws.base import LawBase, as_mixtures, check_batch_input, one_torch_thread
+from engine.laws.base import (
+    LawBase,
+    as_mixtures,
+    check_batch_input,
+    one_torch_thread,
+    pack_array,
+    unpack_array,
+)
 
 T_BOUND = 50.0
 MAD_TO_SIGMA = 1.4826  # sigma = 1.4826 * median absolute deviation, for normal residuals
@@ -120,6 +127,34 @@ class ExponentialLaw(LawBase):
         law.c_, law.k_, law.t_ = float(params["c"]), float(params["k"]), np.asarray(params["t"], dtype=float)
         law.converged_ = bool(params.get("converged", True))
         return law
+
+    @classmethod
+    def pack_replicas(cls, laws: list["ExponentialLaw"]) -> dict[str, Any]:
+        """B refits as arrays: c (B,), k (B,), t (B, k) and whether each converged."""
+        return {"c": pack_array([law.c_ for law in laws]), "k": pack_array([law.k_ for law in laws]),
+                "t": pack_array(np.stack([law.t_ for law in laws])), "converged": [bool(law.converged_) for law in laws]}
+
+    @classmethod
+    def unpack_replicas(cls, packed: dict[str, Any], full: "ExponentialLaw | None" = None):
+        if "params" in packed:  # stored before the arrays
+            return super().unpack_replicas(packed, full)
+        return ExponentialReplicas(unpack_array(packed["c"]), unpack_array(packed["k"]), unpack_array(packed["t"]))
+
+
+class ExponentialReplicas:
+    """B refits of one target, predicted in one product."""
+
+    def __init__(self, c: np.ndarray, k: np.ndarray, t: np.ndarray) -> None:
+        self.c, self.k, self.t = c, k, t
+
+    def predict(self, mixtures: np.ndarray) -> np.ndarray:
+        p = as_mixtures(mixtures, self.t.shape[1])
+        return self.c[:, None] + self.k[:, None] * np.exp(np.clip(self.t @ p.T, -700, 700))  # (B, m)
+
+    def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(self.t, dtype=mixtures.dtype)
+        c, k = (torch.as_tensor(v, dtype=mixtures.dtype)[:, None] for v in (self.c, self.k))
+        return c + k * torch.exp(t @ mixtures.T)
 
 
 def _unpack(theta: np.ndarray) -> tuple[float, float, np.ndarray]:

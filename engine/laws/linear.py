@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from engine.errors import FitError
-from engine.laws.base import LawBase, as_mixtures, check_batch_input
+from engine.laws.base import (
+    LawBase,
+    ParamReplicas,
+    as_mixtures,
+    check_batch_input,
+    pack_array,
+    unpack_array,
+)
 
 
 class LinearLaw(LawBase):
@@ -87,3 +94,30 @@ class LinearLaw(LawBase):
         law.intercept_ = float(params["intercept"])
         law.coef_ = np.asarray(params["coef"], dtype=float)
         return law
+
+    @classmethod
+    def pack_replicas(cls, laws: list["LinearLaw"]) -> dict[str, Any]:
+        """B refits as two arrays (intercepts (B,), coefficients (B, k))."""
+        return {"intercept": pack_array([law.intercept_ for law in laws]),
+                "coef": pack_array(np.stack([law.coef_ for law in laws]))}
+
+    @classmethod
+    def unpack_replicas(cls, packed: dict[str, Any], full: "LinearLaw | None" = None) -> "LinearReplicas | ParamReplicas":
+        if "params" in packed:  # stored before the arrays
+            return super().unpack_replicas(packed, full)
+        return LinearReplicas(unpack_array(packed["intercept"]), unpack_array(packed["coef"]))
+
+
+class LinearReplicas:
+    """B refits of one target, predicted in one product."""
+
+    def __init__(self, intercepts: np.ndarray, coefs: np.ndarray) -> None:
+        self.intercepts, self.coefs = intercepts, coefs
+
+    def predict(self, mixtures: np.ndarray) -> np.ndarray:
+        p = as_mixtures(mixtures, self.coefs.shape[1])
+        return self.intercepts[:, None] + self.coefs @ p.T  # (B, m)
+
+    def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
+        coefs = torch.as_tensor(self.coefs, dtype=mixtures.dtype)
+        return torch.as_tensor(self.intercepts, dtype=mixtures.dtype)[:, None] + coefs @ mixtures.T

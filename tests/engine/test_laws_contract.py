@@ -61,6 +61,26 @@ def test_params_round_trip_bit_for_bit(law_cls):
     np.testing.assert_array_equal(again.predict(probe), law.predict(probe))
 
 
+@pytest.mark.parametrize("name", sorted(name for name, cls in MIXTURE_LAWS.items() if cls.has_refits))
+def test_stored_refits_predict_as_the_refits_themselves(name):
+    law_cls = MIXTURE_LAWS[name]
+    p, y = _data()
+    options = FAST[law_cls.name]
+    full = law_cls.fit_batch(p, y, np.ones((1, len(p))), options=options)[0]
+    counts = np.random.default_rng(2).multinomial(len(p), np.full(len(p), 1 / len(p)), size=5).astype(float)
+    refits = [row[0] for row in law_cls.fit_refits(p, y, counts, full, options=options)]
+    stored = json.loads(json.dumps(law_cls.pack_replicas(refits)))  # what the store keeps
+    replicas = law_cls.unpack_replicas(stored, full[0])
+    probe = np.random.default_rng(7).dirichlet(np.ones(K), 25)
+    expected = np.stack([law.predict(probe) for law in refits])
+    tolerance = 1e-5 if name == "gp" else 1e-9  # the GP stores its refits' weights in float32
+    np.testing.assert_allclose(replicas.predict(probe), expected, rtol=tolerance, atol=tolerance)
+    if law_cls.smooth:
+        with torch.no_grad():
+            torch_out = replicas.predict_torch(torch.as_tensor(probe, dtype=torch.float64)).numpy()
+        np.testing.assert_allclose(torch_out, expected, rtol=tolerance, atol=tolerance)
+
+
 def test_batched_fit_with_0_1_weights_equals_a_fit_on_the_subset(law_cls):
     p, y = _data(n=60)
     keep = np.random.default_rng(3).random(len(p)) < 0.7
