@@ -311,6 +311,11 @@ def _lm_stage(p, yy, ww, scale, ridge, theta, cut, iterations: int) -> tuple[tor
             grad = grad / sc[:, None]
             jtj[:, 2:, 2:] += ridge[act, None, None] * centred
             grad[:, 2:] += ridge[act, None] * (u - u.mean(1, keepdim=True))
+            # A common shift of u changes nothing (t = u - mean(u)), so J^T W J is singular along it
+            # and, rounded, its Cholesky factor failed on most steps (an LU solve then). The gradient
+            # has no part along that direction, so adding it to the matrix only pins the step's shift at 0.
+            block = jtj[:, 2:, 2:]
+            block += block.diagonal(dim1=1, dim2=2).mean(1)[:, None, None] / (q - 2)
             diag = jtj.diagonal(dim1=1, dim2=2)
             diag += damping[act, None] * diag.clamp_min(1e-12) + 1e-10  # in place: J^T W J + lambda diag + jitter
             step = _solve_spd(jtj, grad)
