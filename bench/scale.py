@@ -63,6 +63,9 @@ def worker(csv_path: str, laws: list[str] | None) -> None:
     from engine.services.ingest import ingest_files
     from engine.services.plans import make_project_plan
 
+    from engine.laws.registry import DEFAULT_LAWS, MIXTURE_LAWS
+
+    laws = [law for law in laws if law in MIXTURE_LAWS] if laws else DEFAULT_LAWS  # the reference has no stack
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/scale.sqlite"
@@ -111,7 +114,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration and code path")
     parser.add_argument("--ref-big-timeout", type=float, default=300.0,
                         help="seconds the reference gets on each big swarm (0: skip it there)")
-    parser.add_argument("--laws", default="linear,exponential,gp,lightgbm", help="laws to fit (default: all four)")
+    parser.add_argument("--laws", default="linear,exponential,gp,lightgbm,stack",
+                        help="laws to fit (default: every default law; the reference skips those it lacks)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
