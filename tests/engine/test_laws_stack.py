@@ -133,14 +133,15 @@ def test_within_a_project_fit_the_stack_reuses_the_gp_and_trees_and_predicts_as_
         shared = fit_law(dataset, spec, "stack", folds=5, bootstrap=10)
     assert shared["cv_predictions"] == alone["cv_predictions"]
     assert shared["cv_metrics"] == alone["cv_metrics"]
-    stack_targets = shared["params"]["per_target"]
     # the stack's GP and trees on all runs are the GP's and LightGBM's own fits
     gp_alone = model_from_fit({**gp, "objective": spec.key})
+    # stored with the GP's inputs once (not once a target), and rebuilt from the store alike
+    assert shared["params"]["per_target"]["gp"]["inputs"]["train_features"]
     stack_model = model_from_fit({**shared, "objective": spec.key})
     probe = rng.dirichlet(np.ones(3), 8)
     for i, law in enumerate(stack_model.laws):
         np.testing.assert_array_equal(law.gp_.predict(probe), gp_alone.laws[i].predict(probe))
-    assert len(stack_targets) == 2 and trees["params"]["per_target"]
+    assert len(stack_model.laws) == 2 and trees["params"]["per_target"]
     # outside the block nothing is cached: a second call fits again (a different object)
     from engine.laws.gp import GPLaw
 
