@@ -596,22 +596,34 @@ class GPTargets:
         return mean.numpy(), out.permute(2, 1, 0).numpy()  # (B, m, t)
 
     def predict_torch(self, mixtures: torch.Tensor, replicas: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(m, t) means and (B, m, t) refits (None unless ``replicas``), differentiable in ``mixtures``."""
+        """(m, t) means and (B, m, t) refits (None unless ``replicas``), differentiable in ``mixtures``.
+        With a shared kernel one cross-kernel serves every target (it computed t identical ones)."""
         t, n = self.alpha.shape
-        chunk = max(1, self.MAX_ELEMENTS // max(1, t * n))
-        parts = [self._predict_chunk(mixtures[i:i + chunk], replicas) for i in range(0, len(mixtures), chunk)]
+        groups = 1 if self.shared else t
+        chunk = max(1, self.MAX_ELEMENTS // max(1, (t if replicas else groups) * n))
+        parts = [self._predict_chunk(mixtures[i:i + chunk], replicas, groups) for i in range(0, len(mixtures), chunk)]
         mean = torch.cat([p[0] for p in parts], dim=0)
         return mean, (torch.cat([p[1] for p in parts], dim=1) if replicas else None)
 
-    def _predict_chunk(self, p: torch.Tensor, replicas: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _predict_chunk(self, p: torch.Tensor, replicas: bool, groups: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         dtype = p.dtype
-        hyp = {k: torch.as_tensor(v, dtype=dtype) for k, v in self.hyper.items()}
+        t, n = self.alpha.shape
+        hyp = {k: torch.as_tensor(v[:groups], dtype=dtype) for k, v in self.hyper.items()}
         cross = _kernel(self.basis.features_torch(p), torch.as_tensor(self.train_f, dtype=dtype),
-                        self.basis.design_torch(p), torch.as_tensor(self.train_h, dtype=dtype), hyp)  # (t, m, n)
+                        self.basis.design_torch(p), torch.as_tensor(self.train_h, dtype=dtype), hyp)  # (g, m, n)
         y = torch.as_tensor(self.y, dtype=dtype)
-        mean = (cross @ torch.as_tensor(self.alpha, dtype=dtype)[:, :, None])[..., 0] * y[:, 1:2] + y[:, :1]
+        alpha = torch.as_tensor(self.alpha, dtype=dtype)
+        if groups == 1:
+            mean = (cross[0] @ alpha.T) * y[:, 1] + y[:, 0]  # (m, t)
+        else:
+            mean = ((cross @ alpha[:, :, None])[..., 0] * y[:, 1:2] + y[:, :1]).T
         if not replicas:
-            return mean.T, None
+            return mean, None
         y_reps = torch.as_tensor(self.y_reps, dtype=dtype)  # (t, B, 2)
-        reps = (torch.as_tensor(self.alphas, dtype=dtype) @ cross.transpose(1, 2)) * y_reps[..., 1:2] + y_reps[..., :1]
-        return mean.T, reps.permute(1, 2, 0)  # (m, t), (B, m, t)
+        alphas = torch.as_tensor(self.alphas, dtype=dtype)  # (t, B, n)
+        if groups == 1:
+            raw = (alphas.reshape(-1, n) @ cross[0].T).reshape(t, -1, len(p))  # (t, B, m)
+        else:
+            raw = alphas @ cross.transpose(1, 2)
+        reps = raw * y_reps[..., 1:2] + y_reps[..., :1]
+        return mean, reps.permute(1, 2, 0)  # (m, t), (B, m, t)

@@ -38,3 +38,14 @@ def test_batched_predict_equals_per_target_and_per_refit(shared):
     np.testing.assert_allclose(targets_hat, point, atol=1e-6, rtol=0)
     np.testing.assert_allclose(objective_reps, calibrated @ spec.weights, atol=1e-6, rtol=0)
     assert np.ptp(objective_reps, axis=0).max() > 1e-3  # the refits differ, so the comparison means something
+
+    # the differentiable path the planner's gradient steps use (one cross-kernel when shared)
+    import torch
+
+    p = torch.as_tensor(candidates, dtype=torch.float64)
+    mean, reps = model.predict_targets_and_replicas_torch(p)
+    np.testing.assert_allclose(mean.detach().numpy(), point, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(reps.detach().numpy(), calibrated, atol=1e-6, rtol=0)
+    p.requires_grad_(True)
+    model.predict_targets_torch(p).sum().backward()
+    assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().max() > 0
