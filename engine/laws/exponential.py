@@ -45,6 +45,7 @@ MAD_TO_SIGMA = 1.4826  # sigma = 1.4826 * median absolute deviation, for normal 
 START_ITERATIONS = 10  # LM steps from every start before the best one is kept
 FTOL = 1e-7  # converged: an accepted step lowers the loss by less than this fraction
 XTOL = 1e-10  # or moves no parameter by more than this (relative)
+CHUNK = 1024  # most problems one thread solves at once
 FLOOR_FRACTIONS = (0.05, 0.5, 0.9)  # starting floors c = min(y) - range(y) * f / (2 (1 - f))
 
 
@@ -87,10 +88,14 @@ class ExponentialLaw(LawBase):
             else:
                 one = torch.as_tensor(np.stack([np.concatenate([[law.c_, np.log(law.k_)], law.t_]) for law in start]))
                 starts = one.repeat(n_rep, 1)[None]
-            # Problems are independent: halves of the batch run side by side on a thread per core
-            # (torch releases the GIL); each problem's result does not depend on the split.
-            parts = np.array_split(np.arange(len(y)), max(1, min(os.cpu_count() or 1, len(y) // 64)))
-            with ThreadPoolExecutor(len(parts)) as pool:
+            # Problems are independent: parts of the batch run side by side on a thread per core
+            # (torch releases the GIL); each problem's result does not depend on the split. Parts of
+            # at most CHUNK problems bound the memory (11,000 refit problems on 2,048 runs held GBs of
+            # (problems, runs) arrays at once) and keep both cores busy while a part's slowest
+            # problems converge.
+            workers = max(1, min(os.cpu_count() or 1, len(y) // 64))
+            parts = np.array_split(np.arange(len(y)), max(workers, -(-len(y) // CHUNK)))
+            with ThreadPoolExecutor(workers) as pool:
                 done = list(pool.map(lambda idx: _fit_lm(p, y[idx], w[idx], starts[:, idx], options), parts))
             theta, converged = torch.cat([d[0] for d in done]), torch.cat([d[1] for d in done])
         if not torch.isfinite(theta).all():
