@@ -16,6 +16,7 @@ import torch
 
 from engine.errors import InputError
 from engine.laws.base import ReplicaPredictor, as_mixtures
+from engine.laws.bootstrap import OffsetReplicas
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,18 @@ class FittedObjective:
         p = as_mixtures(mixtures, len(self.domains))
         if self._batched is not None:
             return self._batched.predict(p, scale=self.interval_scale)[1]
+        return self._replicas_around(p, None)
+
+    def _replicas_around(self, p: np.ndarray, points: np.ndarray | None) -> np.ndarray:
+        """(B, m, t) calibrated replicas; ``points`` (m, t): the laws' predictions when already computed.
+        Residual-offset replicas are the point plus fixed offsets, so their law is not evaluated again
+        (a stack or LightGBM target was predicted three times for one interval)."""
         columns = []
-        for law, rep in zip(self.laws, self.replicas):
+        for i, (law, rep) in enumerate(zip(self.laws, self.replicas)):
+            if isinstance(rep, OffsetReplicas):
+                point = law.predict(p) if points is None else points[:, i]
+                columns.append(point[None] + self.interval_scale * rep.offsets[:, None])
+                continue
             if self.interval_scale == 1.0:
                 columns.append(rep.predict(p))
                 continue
@@ -120,7 +131,8 @@ class FittedObjective:
         p = as_mixtures(mixtures, len(self.domains))
         if self._batched is not None:
             return self._batched.predict(p, weights=self.weights, scale=self.interval_scale)
-        return self.predict_targets(p), self.predict_targets_replicas(p) @ self.weights
+        points = self.predict_targets(p)
+        return points, self._replicas_around(p, points) @ self.weights
 
     # torch paths: the planner differentiates the objective through these (smooth laws only)
 
