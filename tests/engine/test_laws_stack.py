@@ -111,10 +111,17 @@ def test_selection_takes_the_stack_only_when_its_cv_figures_win():
     from engine.services.fits import LawRow
 
     def row(law, rho, mae):
-        return LawRow(law, False, rho, rho, mae, mae, 1, 0.0, 1.0, False)
+        return LawRow(law, law in ("gp", "linear", "exponential"), rho, rho, mae, mae, 1, 0.0, 1.0, False)
 
+    # ahead beyond the tie: the stack
+    assert choose_default([row("gp", 0.980, 0.030), row("lightgbm", 0.975, 0.040), row("stack", 0.990, 0.025)]) == "stack"
+    # tied, and its MAE far lower (more than 10 %): the stack
     assert choose_default([row("gp", 0.990, 0.030), row("lightgbm", 0.985, 0.040), row("stack", 0.9905, 0.025)]) == "stack"
+    # tied and close in MAE (RegMix: 0.9883 / 0.0347 vs 0.9875 / 0.0363): the smooth law with refits
+    assert choose_default([row("gp", 0.9875, 0.0363), row("lightgbm", 0.9857, 0.0399), row("stack", 0.9883, 0.0347)]) == "gp"
     assert choose_default([row("gp", 0.995, 0.004), row("lightgbm", 0.980, 0.050), row("stack", 0.995, 0.006)]) == "gp"
+    # a tree law tied with a better MAE still wins over a smooth law that is much worse on MAE
+    assert choose_default([row("linear", 0.990, 0.050), row("lightgbm", 0.991, 0.030)]) == "lightgbm"
 
 
 def test_within_a_project_fit_the_stack_reuses_the_gp_and_trees_and_predicts_as_alone():
