@@ -340,6 +340,21 @@ def run_measure(engine: Path, doc_path: str, sweep_points: int, timeout: float) 
         return (json.loads(text) if text else {}), capped
 
 
+def reference_layout(doc: dict) -> dict:
+    """The same fit in the layout the reference reads: one params dict a target (the training inputs
+    repeated), and each target's refits with the fit's inputs and hyperparameters beside them."""
+    from engine.laws.registry import mixture_law
+
+    law_cls = mixture_law(doc["params"]["law"])
+    laws = law_cls.unpack_targets(doc["params"]["per_target"])
+    per_target = [law.params for law in laws]
+    boot = dict(doc["bootstrap"])
+    if boot.get("kind") == "refits" and doc["params"]["law"] == "gp":
+        boot["per_target"] = [{**packed, "shared": {k: v for k, v in params.items() if k != "alpha"}}
+                              for packed, params in zip(boot["per_target"], per_target)]
+    return {**doc, "params": {**doc["params"], "per_target": per_target}, "bootstrap": boot}
+
+
 def speed(args) -> None:
     """The default law fitted once; planned with by this checkout and by the reference, side by side."""
     from engine.services.fits import model_from_fit
@@ -364,7 +379,9 @@ def speed(args) -> None:
         new, _ = run_measure(ROOT, doc_path, 12, timeout=3600)
         old, capped = None, False
         if args.reference:
-            old, capped = run_measure(reference_tree(args.reference), doc_path, args.reference_sweep_points,
+            ref_path = str(Path(tmp) / "fit_reference.json")
+            Path(ref_path).write_text(json.dumps(reference_layout(doc)))
+            old, capped = run_measure(reference_tree(args.reference), ref_path, args.reference_sweep_points,
                                       timeout=args.reference_timeout)
     model = budget_model(model_from_fit(doc), x, y, domains, targets, unique)
 
@@ -384,6 +401,11 @@ def speed(args) -> None:
     row("one plan with intervals, 25B, 4-epoch cap (s)", secs, "plan")
     row("predicted objective of the plan (new model)", lambda d: f"{score(d['mixture'])[0]:.4f}", "plan")
     row("score = prediction + refit spread", lambda d: f"{score(d['mixture'])[1]:.4f}", "plan")
+    from engine.plan.trust import TrustRegion
+
+    trust = TrustRegion.auto(x, OptimizerSettings().trust_quantile, OptimizerSettings().trust_scale)
+    row(f"distance to the runs (this checkout's trust radius {trust.radius:.3f})",
+        lambda d: f"{trust.distance(np.asarray(d['mixture'])[None])[0]:.3f}", "plan")
     sweep_label = lambda d: f"{d['wall']:.2f} / {d['cpu']:.2f} cpu, {d['points']} pts"  # noqa: E731
     row("budget sweep 1e8..1e13, 12 points (s)", sweep_label, "sweep_pile")
     if args.reference:
