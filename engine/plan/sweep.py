@@ -7,8 +7,9 @@ per budget for the plan and the baselines.
 
 The points are planned in budget order, each warm-started from its neighbour's
 plan and keeping it unless a better mixture is found by a margin beyond the
-refits' noise (:func:`engine.plan.optimize.optimize`), all with one seed: the
-curve moves only where the law says it should. Points after the first search
+refits' noise (:func:`engine.plan.optimize.optimize`), all with one seed; then a backward pass
+offers each point its larger neighbour's plan, so a better mixture found late reaches the earlier
+points too: the curve moves only where the law says it should. Points after the first search
 a quarter of the candidates and refine from one candidate besides the top-k
 mean and the neighbour's plan (which carries the rest).
 """
@@ -53,6 +54,40 @@ def budget_grid(low: float = 1e8, high: float = 1e13, points: int = 12) -> list[
     return [float(v) for v in np.geomspace(low, high, points)]
 
 
+def _score(model: BudgetAwareModel, budget: float, mixture: np.ndarray, pessimism: float) -> tuple[float, float]:
+    """The optimiser's score (prediction + pessimism x refit spread) of one mixture, and that spread."""
+    scorer = model.scorer(budget)
+    reps = scorer.replicas(mixture[None, :])
+    spread = float(reps.std(axis=0)[0]) if reps.shape[0] > 1 else 0.0
+    weight = pessimism if scorer.real_refits else 0.0
+    return float(scorer.mean(mixture[None, :])[0]) + weight * spread, spread
+
+
+def _backward_pass(model, context, budgets, order, plans, constraints, objective, settings, warm_settings) -> None:
+    """Offer each point its larger neighbour's plan, from the largest budget down.
+
+    The forward pass warm-starts each point from the previous one, so a better mixture found at a later
+    point never reaches the earlier ones: with no budget dependence the curve jumped once, where the
+    search happened to find it. A point whose score at its own budget the neighbour's plan beats by the
+    keep margin is planned again from it (the plan is kept unless beaten, as in the forward pass)."""
+    for later, i in zip(order[::-1][:-1], order[::-1][1:]):
+        here, there = plans.get(i), plans.get(later)
+        if not isinstance(here, Plan) or not isinstance(there, Plan):
+            continue
+        mine, theirs = here.mixture_array(), there.mixture_array()
+        if 0.5 * np.abs(mine - theirs).sum() < 1e-6:
+            continue
+        own, spread = _score(model, budgets[i], mine, settings.pessimism)
+        other, _ = _score(model, budgets[i], theirs, settings.pessimism)
+        noise = spread if spread > 0 else 1e-6 * max(1.0, abs(own))
+        if other < own - settings.keep_margin * noise:
+            try:
+                plans[i] = make_plan(model, context, budgets[i], constraints, objective=objective,
+                                     settings=warm_settings, warm_start=theirs)
+            except PlanError:
+                continue
+
+
 def sweep_budgets(
     model: BudgetAwareModel,
     context: PlanContext,
@@ -82,6 +117,7 @@ def sweep_budgets(
             warm = plans[i].mixture_array()
         except PlanError as exc:
             plans[i] = exc
+    _backward_pass(model, context, budgets, order, plans, constraints, objective, settings, warm_settings)
     report(progress, "sweep", len(budgets), len(budgets), "done")
     for g, budget in enumerate(budgets):
         plan = plans[g]

@@ -127,3 +127,20 @@ def test_the_cli_bar_draws_on_a_terminal_and_stays_off_a_pipe(monkeypatch):
     with progress_bar("sweep") as progress:
         progress(ProgressEvent("sweep", 1, 1))
     assert pipe.getvalue() == ""
+
+
+def test_a_better_mixture_found_at_a_larger_budget_reaches_the_smaller_ones():
+    """The backward pass: a point planned from a poor warm start gets its neighbour's better plan."""
+    from engine.plan.sweep import _backward_pass
+
+    model, ctx = swarm(True)
+    grid = budget_grid(1e9, 1e11, 3)
+    best = make_plan(model, ctx, grid[-1])
+    poor = make_plan(model, ctx, grid[0], settings=replace(SWEEP_SETTINGS, n_samples=1, n_local=1, steps=0, n_starts=0),
+                     warm_start=np.full(5, 0.2))  # one candidate, no refinement: far from the optimum
+    assert 0.5 * np.abs(poor.mixture_array() - best.mixture_array()).sum() > 0.01
+    plans = {0: poor, 1: make_plan(model, ctx, grid[1], warm_start=best.mixture_array()), 2: best}
+    warm = replace(SWEEP_SETTINGS, n_samples=1000, n_local=250, n_starts=1)
+    _backward_pass(model, ctx, grid, [0, 1, 2], plans, Constraints(), "mean", SWEEP_SETTINGS, warm)
+    np.testing.assert_allclose(plans[0].mixture_array(), best.mixture_array(), atol=1e-3)
+    assert plans[0].recommended.objective < poor.recommended.objective
