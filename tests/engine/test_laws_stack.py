@@ -23,6 +23,15 @@ def _dataset(p: np.ndarray, y: np.ndarray) -> Dataset:
                    p, y, np.full(n, 1e9), np.full(n, np.nan), np.full(k, np.nan))
 
 
+def _two_smooth_targets(rng: np.random.Generator):
+    """60 runs x 3 domains, two exponential-law targets with noise: mixtures, values, dataset, mean objective."""
+    p = rng.dirichlet(np.ones(3), 60)
+    y = np.column_stack([2.0 + np.exp(p @ [-1.2, 0.8, 0.4]), 1.5 + np.exp(p @ [0.9, -1.5, 0.6])])
+    y += rng.normal(0, 0.01, y.shape)
+    dataset = _dataset(p, y)
+    return p, y, dataset, parse_objective("mean", dataset.targets, dataset.directions)
+
+
 def test_blend_weight_is_the_least_squares_mix_clipped_to_0_1():
     rng = np.random.default_rng(0)
     gp, trees = rng.normal(size=(50, 2)), rng.normal(size=(50, 2))
@@ -67,11 +76,7 @@ def test_the_weight_leans_to_the_law_that_predicts_better():
 
 def test_stack_fit_has_honest_intervals():
     rng = np.random.default_rng(3)
-    p = rng.dirichlet(np.ones(3), 60)
-    y = np.column_stack([2.0 + np.exp(p @ [-1.2, 0.8, 0.4]), 1.5 + np.exp(p @ [0.9, -1.5, 0.6])])
-    y += rng.normal(0, 0.01, y.shape)
-    dataset = _dataset(p, y)
-    spec = parse_objective("mean", dataset.targets, dataset.directions)
+    p, y, dataset, spec = _two_smooth_targets(rng)
     doc = fit_law(dataset, spec, "stack", folds=5, bootstrap=20)
     assert doc["bootstrap"]["kind"] == "cv_residuals"  # no refits: a conformal band from held-out runs
     assert doc["params"]["smooth"] is False
@@ -128,11 +133,7 @@ def test_within_a_project_fit_the_stack_reuses_the_gp_and_trees_and_predicts_as_
     from engine.laws import memo
 
     rng = np.random.default_rng(4)
-    p = rng.dirichlet(np.ones(3), 60)
-    y = np.column_stack([2.0 + np.exp(p @ [-1.2, 0.8, 0.4]), 1.5 + np.exp(p @ [0.9, -1.5, 0.6])])
-    y += rng.normal(0, 0.01, y.shape)
-    dataset = _dataset(p, y)
-    spec = parse_objective("mean", dataset.targets, dataset.directions)
+    p, y, dataset, spec = _two_smooth_targets(rng)
     alone = fit_law(dataset, spec, "stack", folds=5, bootstrap=10)
     with memo.sharing_fits():
         gp = fit_law(dataset, spec, "gp", folds=5, bootstrap=10)
