@@ -54,13 +54,13 @@ def budget_grid(low: float = 1e8, high: float = 1e13, points: int = 12) -> list[
     return [float(v) for v in np.geomspace(low, high, points)]
 
 
-def _score(model: BudgetAwareModel, budget: float, mixture: np.ndarray, pessimism: float) -> tuple[float, float]:
-    """The optimiser's score (prediction + pessimism x refit spread) of one mixture, and that spread."""
+def _scores(model: BudgetAwareModel, budget: float, mixtures: np.ndarray, pessimism: float) -> tuple[np.ndarray, np.ndarray]:
+    """The optimiser's score (prediction + pessimism x refit spread) of each row, and that spread, in one call."""
     scorer = model.scorer(budget)
-    reps = scorer.replicas(mixture[None, :])
-    spread = float(reps.std(axis=0)[0]) if reps.shape[0] > 1 else 0.0
+    reps = scorer.replicas(mixtures)
+    spread = reps.std(axis=0) if reps.shape[0] > 1 else np.zeros(len(mixtures))
     weight = pessimism if scorer.real_refits else 0.0
-    return float(scorer.mean(mixture[None, :])[0]) + weight * spread, spread
+    return scorer.mean(mixtures) + weight * spread, spread
 
 
 def _backward_pass(model, context, budgets, order, plans, constraints, objective, settings, warm_settings) -> None:
@@ -77,8 +77,7 @@ def _backward_pass(model, context, budgets, order, plans, constraints, objective
         mine, theirs = here.mixture_array(), there.mixture_array()
         if 0.5 * np.abs(mine - theirs).sum() < 1e-6:
             continue
-        own, spread = _score(model, budgets[i], mine, settings.pessimism)
-        other, _ = _score(model, budgets[i], theirs, settings.pessimism)
+        (own, other), (spread, _) = _scores(model, budgets[i], np.vstack([mine, theirs]), settings.pessimism)
         noise = spread if spread > 0 else 1e-6 * max(1.0, abs(own))
         if other < own - settings.keep_margin * noise:
             try:
