@@ -32,12 +32,17 @@ def _report_table(report) -> str:
         note = r.error or ("reused" if r.reused else "")
         if r.not_converged:
             note = (note + "; " if note else "") + f"did not converge on: {', '.join(r.not_converged)}"
+        if r.refits_skipped:
+            note = (note + "; " if note else "") + "interval from held-out residuals (far behind: no refits)"
         lines.append(f"{mark}{r.law:<11} {'yes' if r.smooth else 'no':<6} {_fmt(r.spearman):>9} {_fmt(r.pearson):>8} "
                      f"{_fmt(r.mae):>8} {_fmt(r.rmse):>8} {r.top1_rank:>9} {_fmt(r.top1_gap):>9} {_fmt(r.coverage, 3):>8} "
                      f"{r.seconds:>8.1f}  {note}")
     which = "set by the user" if report.overridden else "best held-out Spearman, MAE breaks ties"
     lines.append(f"* default law: {report.default_law} ({which}); figures are held-out predictions of K-fold CV over runs")
     lines.append("cover90: share of held-out runs inside their 90% interval, calibrated on the other folds (aim: 0.85-0.95)")
+    if any(r.refits_skipped for r in report.rows):
+        lines.append("no refits: a law this far behind the best (0.02 Spearman) gets its interval from held-out residuals; "
+                     "`mixplan fit --laws NAME` alone refits it")
     return "\n".join(lines)
 
 

@@ -167,3 +167,24 @@ def test_a_fit_reports_progress_per_law_and_a_cancel_stores_nothing(tmp_path, sq
         fit_project(project, objective="web", laws=["linear", "exponential"], bootstrap=4, url=sqlite_url,
                     progress=cancel_at_the_second_law)
     assert not [f for f in stored_fits(project, objective="web", url=sqlite_url)]
+
+
+def test_refits_go_to_laws_that_could_be_chosen_and_to_a_law_asked_for_alone(tmp_path, sqlite_url):
+    from engine.services.fits import REFIT_MARGIN
+
+    project = synthetic_project(tmp_path, sqlite_url)
+    report = fit_project(project, objective="mean", laws=["linear", "exponential", "gp"], bootstrap=8, url=sqlite_url)
+    best = max(r.spearman for r in report.rows)
+    for row in report.rows:
+        assert row.refits_skipped == (row.spearman < best - REFIT_MARGIN), row
+    skipped = [r.law for r in report.rows if r.refits_skipped]
+    assert skipped == ["linear"]  # losses drawn from the exponential law: the plane ranks their mean worst
+    behind = load_objective_model(project, objective="mean", law="linear", url=sqlite_url)
+    assert not behind.has_refits  # its interval: the held-out residuals, calibrated like any other
+    assert np.isfinite([r.coverage for r in report.rows]).all()
+    # Asked for alone (or made the project's law), it gets its refits, and that row is the one used.
+    alone = fit_project(project, objective="mean", laws=["linear"], bootstrap=8, url=sqlite_url)
+    assert not alone.rows[0].refits_skipped and not alone.rows[0].reused
+    assert load_objective_model(project, objective="mean", law="linear", url=sqlite_url).has_refits
+    again = fit_project(project, objective="mean", laws=["linear", "exponential", "gp"], bootstrap=8, url=sqlite_url)
+    assert all(r.reused for r in again.rows) and not any(r.refits_skipped for r in again.rows)
