@@ -40,7 +40,14 @@ st.caption("Proxy runs that would most narrow the plan's interval: suggest them,
 show_flash()
 
 try:
-    completed = next_runs.match_results(project, url=url) + st.session_state.pop("next_completed", [])
+    # Results arrived since this session last showed the pending runs: matched here now, or already matched by
+    # whoever stored them (the trainer completes its own runs when it ends, an upload or the CLI theirs), which
+    # is why the page compares states instead of counting only what its own match_results completed.
+    completed = next_runs.match_results(project, url=url)
+    seen_project, seen = st.session_state.get("next_seen", (None, {}))
+    if seen_project == project:
+        completed += [p.name for p in next_runs.list_pending(project, states=("done",), url=url)
+                      if seen.get(p.name) in next_runs.PENDING_STATES and p.name not in completed]
     if time.monotonic() - st.session_state.get("next_launched_at", 0.0) > LAUNCH_GRACE_SECONDS:
         next_runs.reopen_stopped(project, url=url)  # a training that died leaves its runs to pick again
     if completed:
@@ -127,6 +134,7 @@ elif suggest_jobs and st.session_state.get("next_suggest_job") == suggest_jobs[0
 
 # -- pending runs ----------------------------------------------------------------------------------------
 pending = next_runs.list_pending(project, url=url)
+st.session_state["next_seen"] = (project, {p.name: p.state for p in pending})
 st.subheader("Pending and finished suggestions")
 if not pending:
     st.info("No suggested runs yet: ask for some above.", icon=":material/science:")
@@ -183,12 +191,14 @@ with tab_here:
     elif prepared is not None:
         st.caption("Every suggested run is running or done.")
 
+    shown = {p.name: p.state for p in pending}
+
     @st.fragment(run_every=2.0)
     def trainings() -> None:
-        """Training progress; a finished pending run is matched here and the whole page reruns."""
-        done = next_runs.match_results(project, url=url)
-        if done:
-            st.session_state["next_completed"] = done
+        """Training progress; when a pending run changes state (its result arrived, whoever matched it, or its
+        training stopped) the whole page reruns and says which results arrived."""
+        next_runs.match_results(project, url=url)
+        if {p.name: p.state for p in next_runs.list_pending(project, url=url)} != shown:
             st.rerun()
         jobs = list_jobs(project, kinds=("train", "sweep"), live_only=True, limit=10, url=url)
         for job in jobs:
