@@ -192,13 +192,16 @@ with tab_here:
         st.caption("Every suggested run is running or done.")
 
     shown = {p.name: p.state for p in pending}
+    page_run = [True]
 
     @st.fragment(run_every=2.0)
     def trainings() -> None:
         """Training progress; when a pending run changes state (its result arrived, whoever matched it, or its
-        training stopped) the whole page reruns and says which results arrived."""
+        training stopped) the whole page reruns and says which results arrived. Only the fragment's own polls
+        rerun it (see app.ui.jobs.job_status: a rerun inside the page's run would drop a click below)."""
+        drawn_by_page, page_run[0] = page_run[0], False
         next_runs.match_results(project, url=url)
-        if {p.name: p.state for p in next_runs.list_pending(project, url=url)} != shown:
+        if not drawn_by_page and {p.name: p.state for p in next_runs.list_pending(project, url=url)} != shown:
             st.rerun()
         jobs = list_jobs(project, kinds=("train", "sweep"), live_only=True, limit=10, url=url)
         for job in jobs:

@@ -93,16 +93,25 @@ def label(kind: str) -> str:
 
 def job_status(job_id: int, url: str, *, key: str) -> None:
     """Progress of one job, polled each second (QUICK_POLL_SECONDS for QUICK_KINDS); the page reruns when it
-    ends; a Cancel button."""
+    ends; a Cancel button.
+
+    The first call is the page's own run drawing the fragment; the later ones are the fragment's polls. Only a
+    poll reruns the page: an st.rerun() in the page's own run would interrupt it before the widgets below were
+    read, and a click that run carried (a form's submit button) would be lost for good.
+    """
     first = get_job(job_id, url=url)
     quick = first is not None and first.kind in QUICK_KINDS
+    page_run = [True]
 
     @st.fragment(run_every=QUICK_POLL_SECONDS if quick else POLL_SECONDS)
     def poll() -> None:
+        drawn_by_page, page_run[0] = page_run[0], False
         job = get_job(job_id, url=url)
         if job is None:
             return
         if not job.live:
+            if drawn_by_page:  # it ended a moment after the page read it: the next poll (in a moment) reruns
+                return
             st.rerun()
         text = f"{label(job.kind)} (job {job.id}): {job.message or job.state}"
         cols = st.columns([5, 1])
