@@ -35,6 +35,10 @@ def streamlit_command(host: str, port: int, auth_file: Path | None = None) -> li
         "--global.developmentMode", "false",
         "--client.toolbarMode", "minimal",
         "--client.showErrorDetails", "none",
+        # No full garbage collection after every script run: the job pollers rerun their fragment every
+        # 0.25-1 s, and each gc.collect(2) held the GIL over the whole server heap, so a plan job in a
+        # server thread took 16-29 s instead of 1 s (py-spy on the server, bench/ui_latency.py).
+        "--runner.postScriptGC", "false",
         "--server.maxUploadSize", str(Settings.from_env().max_upload_mb),
         *(["--secrets.files", str(auth_file)] if auth_file else []),
     ]
