@@ -214,9 +214,11 @@ def _starts(p: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         c = lo - spread * fraction / (1 - fraction) * 0.5 - 1e-9
         z = torch.log((y - c[:, None]).clamp_min(1e-12))
         design = torch.cat([torch.ones_like(p[:, :1]), p], dim=1)  # intercept + shares (collinear: ridge)
-        gram = torch.einsum("bn,nj,nl->bjl", w, design, design)
-        gram = gram + 1e-6 * torch.eye(design.shape[1], dtype=p.dtype) * gram.diagonal(dim1=1, dim2=2).mean(1)[:, None, None]
-        coef = torch.linalg.solve(gram, torch.einsum("bn,nj,bn->bj", w, design, z))
+        q = design.shape[1]
+        # one (B, n) x (n, q*q) product: the three-operand einsum took 2.5 s of a 64 x 110 fit
+        gram = (w @ (design[:, :, None] * design[:, None, :]).reshape(len(p), -1)).reshape(-1, q, q)
+        gram = gram + 1e-6 * torch.eye(q, dtype=p.dtype) * gram.diagonal(dim1=1, dim2=2).mean(1)[:, None, None]
+        coef = torch.linalg.solve(gram, (w * z) @ design)
         u = coef[:, 1:].clamp(-T_BOUND, T_BOUND)
         log_k = coef[:, 0] + u.mean(1)
         starts.append(torch.cat([c[:, None], log_k[:, None], u], dim=1))
