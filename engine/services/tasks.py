@@ -19,6 +19,8 @@ from engine.plan.sweep import BudgetSweep, sweep_budgets
 from engine.progress import ProgressCallback, report, scaled
 from engine.services import fits
 from engine.services.plans import PlanningInputs, plan_from_inputs, planning_inputs
+from engine.store import session_scope
+from engine.store.dataset import load_dataset
 
 InputsLoader = Callable[[str, str, "float | None", str], PlanningInputs]
 
@@ -113,12 +115,14 @@ def sweep_from_result(doc: dict) -> BudgetSweep:
 def stored_fit_report(project: str, objective: str, laws: list[str], *, url: str | None = None) -> fits.FitReport | None:
     """The fit report of the stored fits on the project's current data, without fitting anything;
     None unless every law in ``laws`` has a stored fit."""
-    stored = {f.law: f for f in fits.stored_fits(project, objective=objective, url=url)}
+    with session_scope(url) as s:
+        dataset = load_dataset(s, project)  # read once for both calls below (the Fit page's first open)
+    stored = {f.law: f for f in fits.stored_fits(project, objective=objective, url=url, dataset=dataset)}
     if not stored or any(law not in stored for law in laws):
         return None
     chosen = [stored[law] for law in laws]
     rows = [fits._row_from_fit(f, reused=True) for f in chosen]
-    default = fits.default_law(project, objective=objective, url=url, fits=chosen)
+    default = fits.default_law(project, objective=objective, url=url, fits=chosen, dataset=dataset)
     n_runs = len((chosen[0].cv_predictions or {}).get("runs", []))
     return fits.FitReport(project, chosen[0].objective, chosen[0].data_hash, n_runs, rows, default,
                           overridden=default != fits.choose_default(rows))
