@@ -164,7 +164,8 @@ def run_journey(page, project: str, repeats: int, budgets: list[str], results: J
         j.nav("Runs", project)
         search = page.locator(CURRENT).get_by_role("textbox", name="Search runs")
         j.timed(f"{project}: Runs search", lambda: (search.fill(f"{r}"), search.press("Enter")),
-                lambda: expect(page.get_by_text("runs match", exact=False)).to_be_visible(timeout=TIMEOUT_MS))
+                # this search's own caption: an earlier search's "runs match" may still be on screen
+                lambda: expect(page.get_by_text(f"runs match '{r}'", exact=False)).to_be_visible(timeout=TIMEOUT_MS))
         j.nav("Plan", project)
         expect(page.get_by_text("Predicted objective", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
         j.idle()
