@@ -52,8 +52,8 @@ def comparison_frame(report: fits.FitReport) -> pd.DataFrame:
         "top-1 rank": r.top1_rank, "top-1 gap": num(r.top1_gap), "90% coverage": num(r.coverage),
         "fit seconds": round(r.seconds, 1),
         "note": r.error or ("; ".join(filter(None, ["reused" if r.reused else "fitted now",
-                                                    "interval from held-out residuals: far behind, no refits"
-                                                    if r.refits_skipped else ""])))} for r in report.rows])
+                                                    fits.REFITS_SKIPPED_NOTE if r.refits_skipped else ""])))}
+        for r in report.rows])
 
 
 def default_weights(names: list[str]) -> str:

@@ -191,7 +191,7 @@ with tab_here:
     elif prepared is not None:
         st.caption("Every suggested run is running or done.")
 
-    shown = {p.name: p.state for p in pending}
+    shown = st.session_state["next_seen"][1]  # the states this run shows
     page_run = [True]
 
     @st.fragment(run_every=2.0)

@@ -24,6 +24,8 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 
 def _report_table(report) -> str:
+    from engine.services.fits import REFITS_SKIPPED_NOTE
+
     lines = [f"project {report.project} | objective {report.objective} | {report.n_runs} runs | data {report.data_hash[:12]}",
              f"{'law':<12} {'smooth':<6} {'spearman':>9} {'pearson':>8} {'mae':>8} {'rmse':>8} {'top1 rank':>9} {'top1 gap':>9} "
              f"{'cover90':>8} {'seconds':>8}  note"]
@@ -33,7 +35,7 @@ def _report_table(report) -> str:
         if r.not_converged:
             note = (note + "; " if note else "") + f"did not converge on: {', '.join(r.not_converged)}"
         if r.refits_skipped:
-            note = (note + "; " if note else "") + "interval from held-out residuals (far behind: no refits)"
+            note = (note + "; " if note else "") + REFITS_SKIPPED_NOTE
         lines.append(f"{mark}{r.law:<11} {'yes' if r.smooth else 'no':<6} {_fmt(r.spearman):>9} {_fmt(r.pearson):>8} "
                      f"{_fmt(r.mae):>8} {_fmt(r.rmse):>8} {r.top1_rank:>9} {_fmt(r.top1_gap):>9} {_fmt(r.coverage, 3):>8} "
                      f"{r.seconds:>8.1f}  {note}")

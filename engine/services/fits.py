@@ -56,6 +56,7 @@ MAE_TIE = 1.10  # ... unless a smooth law with refits is tied and within 10 % of
 # (ten ties) gets intervals from its held-out residuals instead (the exponential law on 512 runs x 64 domains
 # x 110 targets: 37 of its 48 s were refits, at Spearman 0.38 against the GP's 0.99).
 REFIT_MARGIN = 0.02
+REFITS_SKIPPED_NOTE = "interval from held-out residuals (far behind the best: no refits)"  # fit table, Fit page
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,17 @@ def _row_from_fit(fit: LawFit, reused: bool) -> LawRow:
     return LawRow(fit.law, bool(fit.params.get("smooth")), m["spearman"], m["pearson"], m["mae"], m["rmse"],
                   m["top1_rank"], m["top1_gap"], fit.seconds, reused,
                   coverage=float(m.get("coverage90", float("nan"))), not_converged=tuple(m.get("not_converged", ())),
-                  refits_skipped=bool((fit.bootstrap or {}).get("refits_skipped")))
+                  refits_skipped=_refits_skipped(fit.bootstrap))
+
+
+def _failed_row(law: str, error: FitError) -> LawRow:
+    return LawRow(law, mixture_law(law).smooth, float("nan"), float("nan"), float("nan"), float("nan"), 0,
+                  float("nan"), 0.0, False, error=str(error))
+
+
+def _refits_skipped(bootstrap: dict[str, Any] | None) -> bool:
+    """Whether a fit row's (or a computed fit's) intervals came from residuals because the law was far behind."""
+    return bool((bootstrap or {}).get("refits_skipped"))
 
 
 def cross_validated_spearman(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5,
@@ -255,7 +266,7 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
         for name in laws:
             stored = _stored_fit(s, project_id, name, spec.key, dataset.data_hash, options)
             # a law whose refits were skipped is fitted again when asked for alone or chosen by the user
-            if stored is not None and not (name in always and (stored.bootstrap or {}).get("refits_skipped")):
+            if stored is not None and not (name in always and _refits_skipped(stored.bootstrap)):
                 rows[name] = _row_from_fit(stored, reused=True)
     todo = [name for name in laws if name not in rows]
     with memo.sharing_fits():  # the stack reuses the GP's and LightGBM's fits made here
@@ -270,8 +281,7 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
                 cv_seconds[name] = time.perf_counter() - started
             except FitError as exc:
                 log.warning("law %s failed on %s: %s", name, project, exc)
-                rows[name] = LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
-                                    float("nan"), 0, float("nan"), 0.0, False, error=str(exc))
+                rows[name] = _failed_row(name, exc)
         contenders = refit_contenders(spearman, always)
         todo = [name for name in todo if name not in rows]
         for done, name in enumerate(todo):
@@ -284,8 +294,7 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
                 computed[name]["seconds"] += cv_seconds[name]
             except FitError as exc:
                 log.warning("law %s failed on %s: %s", name, project, exc)
-                rows[name] = LawRow(name, mixture_law(name).smooth, float("nan"), float("nan"), float("nan"),
-                                    float("nan"), 0, float("nan"), 0.0, False, error=str(exc))
+                rows[name] = _failed_row(name, exc)
     report(progress, "fit", len(todo), len(todo), "storing the fits")
     if computed:
         rows.update(_store_fits(project, project_id, spec.key, dataset.data_hash, options, computed, url))
@@ -312,7 +321,7 @@ def _store_fits(project: str, project_id: int, objective: str, data_hash: str, o
             s.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
             for name, doc in computed.items():
                 stored = _stored_fit(s, project_id, name, objective, data_hash, options)
-                upgrade = stored is not None and stored.bootstrap.get("refits_skipped") and not doc["bootstrap"].get("refits_skipped")
+                upgrade = stored is not None and _refits_skipped(stored.bootstrap) and not _refits_skipped(doc["bootstrap"])
                 if stored is not None and not upgrade:  # (a row with refits replaces one whose refits were skipped)
                     out[name] = _row_from_fit(stored, reused=True)
                     continue
