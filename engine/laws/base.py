@@ -215,6 +215,12 @@ class LawBase:
         return out
 
     @classmethod
+    def predict_targets(cls, laws: list[Any], mixtures: np.ndarray) -> np.ndarray:
+        """(m, t): each of ``laws`` (one a target, fitted on the same runs) at ``mixtures``. Laws whose
+        targets share work (the GP's cross-kernel) override it."""
+        return np.stack([law.predict(mixtures) for law in laws], axis=1).reshape(len(mixtures), len(laws))
+
+    @classmethod
     def choose_options(cls, mixtures: np.ndarray, targets: np.ndarray, ids: np.ndarray,
                        options: dict[str, Any]) -> dict[str, Any]:
         """Options resolved by cross-validation on the folds ``ids`` before the fit (default: as given)."""

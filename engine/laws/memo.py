@@ -3,7 +3,8 @@
 The stack law blends a GP and a LightGBM fitted on the same folds and the same runs as those laws'
 own fits in the same project fit, so refitting them doubled its cost. Inside :func:`sharing_fits`,
 :func:`fit_batch` and :func:`choose_options` return the result of an earlier call with equal
-arguments (same law, options, and array contents) instead of fitting again. Outside it they call
+arguments (same law, options, and array contents) instead of fitting again, and
+:func:`predict_targets` returns an earlier prediction of the same fitted laws. Outside it they call
 straight through, so a law used alone behaves as before.
 
 Fitted laws are never modified after their fit, so sharing the objects is safe. The cache lives in
@@ -58,6 +59,14 @@ def fit_batch(law_cls, mixtures: np.ndarray, targets: np.ndarray, weights: np.nd
     """``law_cls.fit_batch(...)``, shared within :func:`sharing_fits`."""
     key = _key("fit_batch", law_cls, options, mixtures, targets, weights)
     return _cached(key, lambda: law_cls.fit_batch(mixtures, targets, weights, options=options))
+
+
+def predict_targets(law_cls, laws: list[Any], mixtures: np.ndarray) -> np.ndarray:
+    """``law_cls.predict_targets(laws, mixtures)``, shared within :func:`sharing_fits`: the stack's CV
+    predicts the held-out runs of the GP's and LightGBM's fold fits, which those laws' own CV predicted.
+    The key holds the laws' identities; the cached entry keeps the laws alive, so no identity is reused."""
+    key = ("predict_targets", law_cls.name, tuple(id(law) for law in laws), _fingerprint(mixtures))
+    return _cached(key, lambda: (laws, law_cls.predict_targets(laws, mixtures)))[1]
 
 
 def choose_options(law_cls, mixtures: np.ndarray, targets: np.ndarray, ids: np.ndarray,

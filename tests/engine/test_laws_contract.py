@@ -61,6 +61,18 @@ def test_params_round_trip_bit_for_bit(law_cls):
     np.testing.assert_array_equal(again.predict(probe), law.predict(probe))
 
 
+@pytest.mark.parametrize("extra", [{}, {"shared_kernel": "always"}], ids=["own options", "gp shares its kernel"])
+def test_predicting_every_target_at_once_equals_predicting_each(law_cls, extra):
+    """``predict_targets`` (the CV's and the stack's batched path) gives each law's own predictions; the GP's
+    shared-kernel path builds one cross-kernel for all targets, so it is checked with and without it."""
+    p, y = _data(targets=2)
+    options = {**FAST[law_cls.name], **(extra if law_cls.name == "gp" else {})}
+    row = law_cls.fit_batch(p, y, np.ones((1, len(p))), options=options)[0]
+    probe = np.random.default_rng(3).dirichlet(np.ones(K), 17)
+    expected = np.stack([law.predict(probe) for law in row], axis=1)
+    np.testing.assert_allclose(law_cls.predict_targets(row, probe), expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("name", sorted(name for name, cls in MIXTURE_LAWS.items() if cls.has_refits))
 def test_stored_refits_predict_as_the_refits_themselves(name):
     law_cls = MIXTURE_LAWS[name]
