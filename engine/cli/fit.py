@@ -121,10 +121,10 @@ def laws_command(
     db: DbOption = None,
 ) -> None:
     """List the stored fits for an objective on the project's current data, and the default law."""
-    from engine.services.fits import default_law, stored_fits
+    from engine.services.fits import default_law, fit_summaries_now
 
     key = _objective(target, objective)
-    fits = guarded(lambda: stored_fits(project, objective=key, url=db))
+    fits = guarded(lambda: fit_summaries_now(project, objective=key, url=db))
     chosen = guarded(lambda: default_law(project, objective=key, url=db, fits=fits))
     rows = [{"law": f.law, "objective": f.objective, "options": f.options, "seconds": f.seconds,
              "created_at": f.created_at, **{k: f.cv_metrics.get(k) for k in ("spearman", "mae", "top1_rank")}} for f in fits]

@@ -45,7 +45,7 @@ from engine.store import session_scope
 from engine.store.session import retry_write, store_error
 from engine.store.dataset import Dataset, at_proxy_scale, load_dataset
 from engine.store.models import LawFit, Project
-from engine.store.queries import find_project
+from engine.store.queries import FitSummary, find_project, fit_summaries
 
 log = logging.getLogger(__name__)
 
@@ -135,22 +135,17 @@ def _law_options(law_cls, seed: int) -> dict[str, Any]:
     return {"seed": seed} if "seed" in inspect.signature(law_cls).parameters else {}
 
 
-def _row_from_fit(fit: LawFit, reused: bool) -> LawRow:
+def _row_from_fit(fit: FitSummary, reused: bool) -> LawRow:
     m = {key: float("nan") if value is None else value for key, value in fit.cv_metrics.items()}  # see json_safe
-    return LawRow(fit.law, bool(fit.params.get("smooth")), m["spearman"], m["pearson"], m["mae"], m["rmse"],
+    return LawRow(fit.law, fit.smooth, m["spearman"], m["pearson"], m["mae"], m["rmse"],
                   m["top1_rank"], m["top1_gap"], fit.seconds, reused,
                   coverage=float(m.get("coverage90", float("nan"))), not_converged=tuple(m.get("not_converged", ())),
-                  refits_skipped=_refits_skipped(fit.bootstrap))
+                  refits_skipped=fit.refits_skipped)
 
 
 def _failed_row(law: str, error: FitError) -> LawRow:
     return LawRow(law, mixture_law(law).smooth, float("nan"), float("nan"), float("nan"), float("nan"), 0,
                   float("nan"), 0.0, False, error=str(error))
-
-
-def _refits_skipped(bootstrap: dict[str, Any] | None) -> bool:
-    """Whether a fit row's (or a computed fit's) intervals came from residuals because the law was far behind."""
-    return bool((bootstrap or {}).get("refits_skipped"))
 
 
 def cross_validated_spearman(dataset: Dataset, spec: ObjectiveSpec, law: str, *, folds: int = 5,
@@ -266,7 +261,7 @@ def fit_project(project: str, *, objective: str | dict[str, float] = "mean", law
         for name in laws:
             stored = _stored_fit(s, project_id, name, spec.key, dataset.data_hash, options)
             # a law whose refits were skipped is fitted again when asked for alone or chosen by the user
-            if stored is not None and not (name in always and _refits_skipped(stored.bootstrap)):
+            if stored is not None and not (name in always and stored.refits_skipped):
                 rows[name] = _row_from_fit(stored, reused=True)
     todo = [name for name in laws if name not in rows]
     with memo.sharing_fits():  # the stack reuses the GP's and LightGBM's fits made here
@@ -321,7 +316,7 @@ def _store_fits(project: str, project_id: int, objective: str, data_hash: str, o
             s.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
             for name, doc in computed.items():
                 stored = _stored_fit(s, project_id, name, objective, data_hash, options)
-                upgrade = stored is not None and _refits_skipped(stored.bootstrap) and not _refits_skipped(doc["bootstrap"])
+                upgrade = stored is not None and stored.refits_skipped and not doc["bootstrap"].get("refits_skipped")
                 if stored is not None and not upgrade:  # (a row with refits replaces one whose refits were skipped)
                     out[name] = _row_from_fit(stored, reused=True)
                     continue
@@ -330,7 +325,7 @@ def _store_fits(project: str, project_id: int, objective: str, data_hash: str, o
                 s.add(fit)
                 s.flush()
                 record_action(s, "fit", project, {"law": name, "objective": objective, "fit": fit.id})
-                out[name] = _row_from_fit(fit, reused=False)
+                out[name] = _row_from_fit(FitSummary.of(fit), reused=False)
         return out
 
     try:
@@ -354,13 +349,24 @@ def json_safe(value: Any) -> Any:
 
 
 def _stored_fit(session, project_id: int, law: str, objective: str, data_hash: str,
-                options: dict[str, Any] | None) -> LawFit | None:
-    query = (select(LawFit).where(LawFit.project_id == project_id, LawFit.law == law, LawFit.objective == objective,
-                                  LawFit.data_hash == data_hash).order_by(LawFit.id.desc()))
-    for fit in session.scalars(query):
+                options: dict[str, Any] | None) -> FitSummary | None:
+    for fit in fit_summaries(session, project_id, objective, data_hash=data_hash, law=law):
         if options is None or fit.options == options:
             return fit
     return None
+
+
+def fit_summaries_now(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
+                      dataset: Dataset | None = None) -> list[FitSummary]:
+    """The newest stored fit of each law for ``objective`` on the project's current data, as summaries
+    (what choosing and listing laws need; :func:`stored_fits` reads the whole rows)."""
+    with session_scope(url) as s:
+        dataset = _proxy_dataset(s, project, dataset)
+        spec = parse_objective(objective, dataset.targets, dataset.directions)
+        newest: dict[str, FitSummary] = {}
+        for fit in fit_summaries(s, find_project(s, project).id, spec.key, data_hash=dataset.data_hash):
+            newest.setdefault(fit.law, fit)
+        return list(newest.values())
 
 
 def stored_fits(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
@@ -403,23 +409,27 @@ def load_objective_model(project: str, *, objective: str | dict[str, float] = "m
     return _objective_model(project, objective=objective, law=law, url=url, dataset=dataset)[0]
 
 
-def _objective_model(project: str, *, objective, law, url, dataset) -> tuple[FittedObjective, LawFit]:
+def _objective_model(project: str, *, objective, law, url, dataset) -> tuple[FittedObjective, FitSummary]:
     if dataset is None:
         with session_scope(url) as s:
             dataset = load_dataset(s, project)
-    fits = {f.law: f for f in stored_fits(project, objective=objective, url=url, dataset=dataset)}
+    fits = {f.law: f for f in fit_summaries_now(project, objective=objective, url=url, dataset=dataset)}
     if law is not None:
         mixture_law(law)
     wanted_missing = (law is not None and law not in fits) or not fits
     if wanted_missing:
         report = fit_project(project, objective=objective, laws=[law] if law else None, url=url, dataset=dataset)
-        fits = {f.law: f for f in stored_fits(project, objective=objective, url=url, dataset=dataset)}
+        fits = {f.law: f for f in fit_summaries_now(project, objective=objective, url=url, dataset=dataset)}
         chosen = law or report.default_law
     else:
         chosen = law or default_law(project, objective=objective, url=url, fits=list(fits.values()), dataset=dataset)
     if chosen is None or chosen not in fits:
         raise FitError(f"no law could be fitted for objective '{objective}' of project '{project}'.")
-    return model_from_fit(fits[chosen]), fits[chosen]
+    with session_scope(url) as s:  # the one whole row the model is rebuilt from
+        row = s.get(LawFit, fits[chosen].id)
+        if row is None:  # deleted since it was listed (the project was deleted or refitted meanwhile)
+            raise FitError(f"the stored fit of law '{chosen}' for project '{project}' is gone. Fix: fit again.")
+        return model_from_fit(row), fits[chosen]
 
 
 def objective_model_with_fit(project: str, *, objective: str | dict[str, float] = "mean", law: str | None = None,
@@ -430,9 +440,9 @@ def objective_model_with_fit(project: str, *, objective: str | dict[str, float] 
 
 
 def default_law(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
-                fits: list[LawFit] | None = None, dataset: Dataset | None = None) -> str | None:
+                fits: list[FitSummary] | None = None, dataset: Dataset | None = None) -> str | None:
     """The user's override for this objective if set, else the best stored law by CV figures."""
-    fits = fits if fits is not None else stored_fits(project, objective=objective, url=url, dataset=dataset)
+    fits = fits if fits is not None else fit_summaries_now(project, objective=objective, url=url, dataset=dataset)
     with session_scope(url) as s:
         dataset = _proxy_dataset(s, project, dataset)
         spec = parse_objective(objective, dataset.targets, dataset.directions)

@@ -20,7 +20,7 @@ from engine.progress import ProgressCallback, report, scaled
 from engine.services import fits
 from engine.services.plans import PlanningInputs, plan_from_inputs, planning_inputs
 from engine.store import session_scope
-from engine.store.dataset import load_dataset
+from engine.store.dataset import at_proxy_scale, load_dataset
 
 InputsLoader = Callable[[str, str, "float | None", str], PlanningInputs]
 
@@ -116,33 +116,28 @@ def stored_fit_report(project: str, objective: str, laws: list[str], *, url: str
     """The fit report of the stored fits on the project's current data, without fitting anything;
     None unless every law in ``laws`` has a stored fit."""
     with session_scope(url) as s:
-        dataset = load_dataset(s, project)  # read once for both calls below (the Fit page's first open)
-    stored = {f.law: f for f in fits.stored_fits(project, objective=objective, url=url, dataset=dataset)}
+        dataset = at_proxy_scale(load_dataset(s, project))  # read once for both calls below (the Fit page's first open)
+    stored = {f.law: f for f in fits.fit_summaries_now(project, objective=objective, url=url, dataset=dataset)}
     if not stored or any(law not in stored for law in laws):
         return None
     chosen = [stored[law] for law in laws]
     rows = [fits._row_from_fit(f, reused=True) for f in chosen]
     default = fits.default_law(project, objective=objective, url=url, fits=chosen, dataset=dataset)
-    n_runs = len((chosen[0].cv_predictions or {}).get("runs", []))
-    return fits.FitReport(project, chosen[0].objective, chosen[0].data_hash, n_runs, rows, default,
+    # the fits are on the current data (its hash), so they were fitted on these runs
+    return fits.FitReport(project, chosen[0].objective, chosen[0].data_hash, dataset.n_runs, rows, default,
                           overridden=default != fits.choose_default(rows))
 
 
 def law_change(project: str, objective: str, *, url: str | None = None) -> str | None:
     """Why the default law is not what it was: when the CV winner on the current runs differs from the
     winner on the previous data, one sentence with both laws' held-out Spearman and run counts."""
-    from sqlalchemy import select
-
     from engine.laws.objective import parse_objective
-    from engine.store import LawFit, Project, session_scope
-    from engine.store.dataset import at_proxy_scale, load_dataset
+    from engine.store.queries import fit_summaries, project_id
 
     with session_scope(url) as s:
         dataset = at_proxy_scale(load_dataset(s, project))
         spec = parse_objective(objective, dataset.targets, dataset.directions)
-        project_id = s.scalar(select(Project.id).where(Project.name == project))
-        rows = s.scalars(select(LawFit).where(LawFit.project_id == project_id, LawFit.objective == spec.key)
-                         .order_by(LawFit.id.desc())).all()
+        rows = fit_summaries(s, project_id(s, project), spec.key)
         previous_hash = next((f.data_hash for f in rows if f.data_hash != dataset.data_hash), None)
         if previous_hash is None:
             return None
@@ -166,8 +161,8 @@ def law_change(project: str, objective: str, *, url: str | None = None) -> str |
             value = (f.cv_metrics or {}).get("spearman")
             return "n/a" if value is None else f"{value:.2f}"
 
-        def runs(f) -> int:
-            return len((f.cv_predictions or {}).get("runs", []))
+        def runs(f) -> int:  # the runs its CV predicted (every run of that data with a measured objective)
+            return int((f.cv_metrics or {}).get("n", 0))
 
         then = (f"{winner_before} scores {rho(now[winner_before])} on them now" if winner_before in now
                 else f"{winner_before} is not fitted on them yet")

@@ -1,4 +1,5 @@
-"""The store's shared lookups: a project by name, and the final value of each run and target.
+"""The store's shared lookups: a project by name, the final value of each run and target, and the
+stored fits' summaries.
 
 Every function takes a :class:`Session` and neither commits nor closes it: the caller
 owns the transaction (``with session_scope(url) as s: ...``).
@@ -6,11 +7,15 @@ owns the transaction (``with session_scope(url) as s: ...``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.errors import InputError
-from engine.store.models import Measurement, Project, Run
+from engine.store.models import LawFit, Measurement, Project, Run
 
 _KNOWN_SHOWN = 10  # names listed in the "no project named" message
 
@@ -66,3 +71,43 @@ def measurement_counts(session: Session, project: int, *, first_run: int | None 
     if first_run is not None and last_run is not None:
         query = query.where(Measurement.run_id.between(first_run, last_run))
     return dict(session.execute(query).all())
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """A stored fit without its heavy columns (the laws' parameters, held-out predictions and refits:
+    megabytes of JSON a row on a 110-target swarm). What choosing a law and listing fits need."""
+
+    id: int
+    law: str
+    objective: str
+    options: dict[str, Any]
+    data_hash: str
+    seconds: float
+    created_at: datetime
+    cv_metrics: dict[str, Any]
+    smooth: bool
+    refits_skipped: bool  # intervals from held-out residuals: the law was too far behind for refits
+
+    @classmethod
+    def of(cls, fit: LawFit) -> FitSummary:
+        """The summary of a row already loaded whole."""
+        return cls(fit.id, fit.law, fit.objective, fit.options, fit.data_hash, fit.seconds, fit.created_at,
+                   fit.cv_metrics or {}, bool((fit.params or {}).get("smooth")),
+                   bool((fit.bootstrap or {}).get("refits_skipped")))
+
+
+def fit_summaries(session: Session, project: int, objective: str, *, data_hash: str | None = None,
+                  law: str | None = None) -> list[FitSummary]:
+    """Summaries of the stored fits of ``objective`` (on ``data_hash`` / of ``law`` when given), newest
+    first. The two flags are read inside the database (JSON paths), so no row's parameters are decoded."""
+    query = select(LawFit.id, LawFit.law, LawFit.objective, LawFit.options, LawFit.data_hash, LawFit.seconds,
+                   LawFit.created_at, LawFit.cv_metrics, LawFit.params["smooth"].as_boolean(),
+                   LawFit.bootstrap["refits_skipped"].as_boolean()).where(
+        LawFit.project_id == project, LawFit.objective == objective)
+    if data_hash is not None:
+        query = query.where(LawFit.data_hash == data_hash)
+    if law is not None:
+        query = query.where(LawFit.law == law)
+    return [FitSummary(*row[:7], row[7] or {}, bool(row[8]), bool(row[9]))
+            for row in session.execute(query.order_by(LawFit.id.desc()))]

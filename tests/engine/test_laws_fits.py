@@ -22,6 +22,7 @@ from engine.services.fits import (
     stored_fits,
 )
 from engine.services.ingest import ingest_files
+from engine.services.tasks import law_change
 from engine.store import session_scope
 from engine.store.dataset import load_dataset
 
@@ -69,6 +70,31 @@ def test_fit_store_reload_gives_identical_predictions(tmp_path, db_url):
     again = fit_project(project, objective="mean", bootstrap=8, url=db_url)
     assert all(r.reused for r in again.rows)
     assert [r.spearman for r in again.rows] == [r.spearman for r in report.rows]
+    # the reused rows' flags are read inside the database (JSON paths), on both backends
+    assert [(r.smooth, r.refits_skipped) for r in again.rows] == [(r.smooth, r.refits_skipped) for r in report.rows]
+    assert {r.law for r in again.rows if r.smooth} == {"linear", "exponential", "gp"}
+
+
+def test_a_default_law_that_changed_with_the_runs_says_why(tmp_path, db_url):
+    project = synthetic_project(tmp_path, db_url, n=40)
+    fit_project(project, objective="mean", laws=["linear"], bootstrap=4, url=db_url)
+    assert law_change(project, "mean", url=db_url) is None  # no earlier data to compare with
+    more = synthetic_project(tmp_path, db_url, name="more", n=52)  # the same runs and 12 more, in another project
+    with session_scope(db_url) as s:
+        extra = load_dataset(s, more)
+    lines = ["run_id,tokens,mix:web,mix:code,mix:books,loss:web,loss:code,acc:quiz"]
+    for i in range(40, 52):
+        p, y = extra.mixtures[i], extra.final[i]
+        lines.append(f"r{i},1000000000,{p[0]:.6f},{p[1]:.6f},{p[2]:.6f},{y[0]:.5f},{y[1]:.5f},{y[2]:.5f}")
+    (tmp_path / "extra.csv").write_text("\n".join(lines) + "\n")
+    ingest_files(project, [tmp_path / "extra.csv"], url=db_url)
+    report = fit_project(project, objective="mean", laws=["linear", "gp"], bootstrap=4, url=db_url)
+    assert report.default_law == "gp" and report.n_runs == 52
+    text = law_change(project, "mean", url=db_url)
+    assert text.startswith("The default law changed from linear to gp because the runs changed")
+    assert "on the previous 40 runs linear ranked" in text and "on the current 52 runs gp does" in text
+    linear_now = next(r for r in report.rows if r.law == "linear")
+    assert f"linear scores {linear_now.spearman:.2f} on them now" in text
 
 
 def test_objective_folds_direction_and_default_choice(tmp_path, sqlite_url):
