@@ -540,17 +540,19 @@ class GPTargets:
 
         Without ``weights``: (B, m, t) refits of every target. With ``weights`` (t,): (B, m) refits of the
         objective ``targets @ weights``, never forming the (B, m, t) array (110 targets x 100 refits x
-        10,000 candidates would be 880 MB). ``scale`` widens each refit's deviation from the mean (the
-        calibrated interval). The cross-kernel of a row chunk is computed once (once for all targets
-        when they share hyperparameters) and multiplied by every (target, refit) weight column in one
-        product; chunks run on a thread per core (torch releases the GIL).
+        10,000 candidates would be 880 MB); with a shared kernel the targets' refit weights are summed
+        first, so the product is B columns wide instead of t x B. ``scale`` widens each refit's deviation
+        from the mean (the calibrated interval). Chunks of rows run on a thread per core (torch releases
+        the GIL).
         """
         p = np.asarray(mixtures, dtype=float)
         t, n = self.alpha.shape
-        groups = 1 if self.shared else t
-        chunk = max(1, self.MAX_ELEMENTS // max(1, groups * n))
+        objective = weights is not None and self.shared
+        wide = t if replicas and not objective else (1 if self.shared else t)
+        chunk = max(1, self.MAX_ELEMENTS // max(1, wide * n))
         starts = list(range(0, len(p), chunk))
-        self._columns(weights, scale)  # once, before the threads share it
+        if objective:
+            self._objective_columns(weights, scale)  # once, before the threads share it
         with torch.no_grad(), one_torch_thread(), ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
             parts = list(pool.map(lambda i: self._predict_numpy(p[i:i + chunk], replicas, weights, scale), starts))
         mean = np.concatenate([part[0] for part in parts]) if parts else np.zeros((0, t))
@@ -564,24 +566,25 @@ class GPTargets:
         """Every target has the same hyperparameters (a shared kernel): one cross-kernel serves all."""
         return all(bool((v == v[:1]).all()) for v in self.hyper.values())
 
-    def _columns(self, weights: np.ndarray | None, scale: float) -> dict[str, torch.Tensor]:
-        """The weight columns the cross-kernel multiplies, and the offsets added after (cached per question).
+    def _objective_columns(self, weights: np.ndarray, scale: float) -> dict[str, torch.Tensor]:
+        """What one shared cross-kernel multiplies to give every target's mean and the objective's calibrated
+        refits (cached per question). Everything is linear in the weight columns, so the objective's refit
+        ``b`` is the kernel times ``sum_t w_t ((1 - scale) mean_t + scale refit_tb)``: (n, B) columns.
 
-        mean (t, n, 1) / mean_off (t, 1): each target's mean; reps (t, n, B) / reps_off (t, B): its refits,
-        already as ``point + scale (refit - point)`` and, with ``weights``, times the target's weight (the
-        objective's refits are then their sum over targets: everything is linear in the columns)."""
-        key = (None if weights is None else tuple(np.asarray(weights, float)), float(scale))
+        targets (n, t) / targets_off (t,): each target's mean; mean (n,) / mean_off: the objective's;
+        reps (n, B) / reps_off (B,): its refits, as ``point + scale (refit - point)``."""
+        w = np.asarray(weights, dtype=float)
+        key = (tuple(w), float(scale))
         cached = getattr(self, "_cached", None)
         if cached is not None and cached[0] == key:
             return cached[1]
         y_mean, y_std = self.y[:, 0], self.y[:, 1]
-        mean = self.alpha * y_std[:, None]  # (t, n)
-        reps = mean[:, None, :] + scale * (self.alphas * self.y_reps[..., 1:2] - mean[:, None, :])  # (t, B, n)
-        reps_off = y_mean[:, None] + scale * (self.y_reps[..., 0] - y_mean[:, None])  # (t, B)
-        if weights is not None:
-            w = np.asarray(weights, dtype=float)
-            reps, reps_off = reps * w[:, None, None], reps_off * w[:, None]
-        cols = {"mean": mean[:, :, None], "mean_off": y_mean[:, None], "reps": reps.transpose(0, 2, 1), "reps_off": reps_off}
+        targets = self.alpha * y_std[:, None]  # (t, n)
+        mean = w @ targets
+        reps = (1 - scale) * mean[:, None] + scale * np.einsum("tb,tbn->nb", w[:, None] * self.y_reps[..., 1], self.alphas)
+        reps_off = (1 - scale) * (w @ y_mean) + scale * (w @ self.y_reps[..., 0])
+        cols = {"targets": targets.T, "targets_off": y_mean, "mean": mean, "mean_off": np.asarray(w @ y_mean),
+                "reps": reps, "reps_off": reps_off}
         cols = {k: torch.as_tensor(np.ascontiguousarray(v), dtype=DTYPE) for k, v in cols.items()}
         self._cached = (key, cols)
         return cols
@@ -589,28 +592,41 @@ class GPTargets:
     def _predict_numpy(self, p: np.ndarray, replicas: bool, weights: np.ndarray | None,
                        scale: float) -> tuple[np.ndarray, np.ndarray | None]:
         pt = torch.as_tensor(p, dtype=DTYPE)
-        t, n = self.alpha.shape
-        groups = 1 if self.shared else t
-        hyp = {k: torch.as_tensor(v[:groups], dtype=DTYPE) for k, v in self.hyper.items()}
-        cross = _kernel(self.basis.features_torch(pt), torch.as_tensor(self.train_f, dtype=DTYPE),
-                        self.basis.design_torch(pt), torch.as_tensor(self.train_h, dtype=DTYPE), hyp)  # (g, m, n)
-        c = self._columns(weights, scale)
-        if groups == 1:  # one cross-kernel for all targets: every target's columns side by side in one product
-            mean = cross[0] @ c["mean"][..., 0].T + c["mean_off"][:, 0]  # (m, t)
-        else:
-            mean = (cross @ c["mean"])[..., 0].T + c["mean_off"][:, 0]
+        if weights is not None and self.shared:
+            mean, reps = self._objective_chunk(pt, replicas, weights, scale, per_target=True)
+            return mean.numpy(), None if reps is None else reps.numpy()
+        mean, reps = self._predict_chunk(pt, replicas, 1 if self.shared else len(self.alpha))
         if not replicas:
             return mean.numpy(), None
-        if weights is not None and groups == 1:  # the objective's refits: their columns summed over targets first
-            return mean.numpy(), (cross[0] @ c["reps"].sum(0) + c["reps_off"].sum(0)).T.numpy()  # (B, m)
-        if groups == 1:
-            out = (cross[0] @ c["reps"].permute(1, 0, 2).reshape(n, -1)).reshape(len(p), t, -1).permute(1, 0, 2)
-        else:
-            out = cross @ c["reps"]  # (t, m, B)
-        out = out + c["reps_off"][:, None, :]
+        if scale != 1.0:
+            reps = mean[None] + scale * (reps - mean[None])
         if weights is not None:
-            return mean.numpy(), out.sum(0).T.numpy()  # (B, m)
-        return mean.numpy(), out.permute(2, 1, 0).numpy()  # (B, m, t)
+            return mean.numpy(), (reps @ torch.as_tensor(weights, dtype=DTYPE)).numpy()  # (B, m)
+        return mean.numpy(), reps.numpy()  # (B, m, t)
+
+    def _objective_chunk(self, p: torch.Tensor, replicas: bool, weights: np.ndarray, scale: float,
+                         per_target: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(m, t) every target's mean (``per_target``) or (m,) the objective's, and (B, m) the objective's
+        calibrated refits, from one cross-kernel (shared hyperparameters only); differentiable in ``p``."""
+        c = self._objective_columns(weights, scale)
+        cross = self._cross(p, 1)[0]  # (m, n)
+        mean = cross @ c["targets"] + c["targets_off"] if per_target else cross @ c["mean"] + c["mean_off"]
+        return mean, ((cross @ c["reps"] + c["reps_off"]).T if replicas else None)
+
+    def predict_objective_torch(self, mixtures: torch.Tensor, weights: np.ndarray,
+                                scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m,) the objective ``targets @ weights`` and (B, m) its calibrated refits, differentiable in
+        ``mixtures`` (the planner's gradient steps): B product columns instead of t x B with a shared kernel."""
+        if not self.shared:
+            mean, reps = self.predict_torch(mixtures)
+            if scale != 1.0:
+                reps = mean[None] + scale * (reps - mean[None])
+            w = torch.as_tensor(weights, dtype=mixtures.dtype)
+            return mean @ w, reps @ w
+        chunk = max(1, self.MAX_ELEMENTS // max(1, len(self.alpha[0])))
+        parts = [self._objective_chunk(mixtures[i:i + chunk], True, weights, scale, per_target=False)
+                 for i in range(0, len(mixtures), chunk)]
+        return torch.cat([part[0] for part in parts]), torch.cat([part[1] for part in parts], dim=1)
 
     def predict_torch(self, mixtures: torch.Tensor, replicas: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(m, t) means and (B, m, t) refits (None unless ``replicas``), differentiable in ``mixtures``.
@@ -622,12 +638,17 @@ class GPTargets:
         mean = torch.cat([p[0] for p in parts], dim=0)
         return mean, (torch.cat([p[1] for p in parts], dim=1) if replicas else None)
 
+    def _cross(self, p: torch.Tensor, groups: int) -> torch.Tensor:
+        """(g, m, n) cross-kernel of ``p`` to the training runs, one per hyperparameter group."""
+        dtype = p.dtype
+        hyp = {k: torch.as_tensor(v[:groups], dtype=dtype) for k, v in self.hyper.items()}
+        return _kernel(self.basis.features_torch(p), torch.as_tensor(self.train_f, dtype=dtype),
+                       self.basis.design_torch(p), torch.as_tensor(self.train_h, dtype=dtype), hyp)
+
     def _predict_chunk(self, p: torch.Tensor, replicas: bool, groups: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         dtype = p.dtype
         t, n = self.alpha.shape
-        hyp = {k: torch.as_tensor(v[:groups], dtype=dtype) for k, v in self.hyper.items()}
-        cross = _kernel(self.basis.features_torch(p), torch.as_tensor(self.train_f, dtype=dtype),
-                        self.basis.design_torch(p), torch.as_tensor(self.train_h, dtype=dtype), hyp)  # (g, m, n)
+        cross = self._cross(p, groups)  # (g, m, n)
         y = torch.as_tensor(self.y, dtype=dtype)
         alpha = torch.as_tensor(self.alpha, dtype=dtype)
         if groups == 1:

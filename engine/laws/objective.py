@@ -155,6 +155,16 @@ class FittedObjective:
         scale = float(getattr(self, "interval_scale", 1.0))
         return mean, reps if scale == 1.0 else mean[None] + scale * (reps - mean[None])
 
+    def predict_objective_and_replicas_torch(self, mixtures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m,) the objective and (B, m) its calibrated refits, differentiable: what the planner's score needs.
+        A GP with a shared kernel sums its targets' refit weights first (B product columns, not t x B)."""
+        self._require_smooth()
+        if self._batched is not None:
+            return self._batched.predict_objective_torch(mixtures, self.weights, self.interval_scale)
+        mean, reps = self.predict_targets_and_replicas_torch(mixtures)
+        weights = torch.as_tensor(self.weights, dtype=mixtures.dtype)
+        return mean @ weights, reps @ weights
+
     def _require_smooth(self) -> None:
         if not self.smooth:
             raise TypeError(f"law '{self.law}' is not smooth: it has no gradient.")

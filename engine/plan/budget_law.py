@@ -104,8 +104,17 @@ class BudgetAwareModel:
             return self.base.predict_targets_and_replicas_torch(torch.as_tensor(p_eff))[1].numpy()
 
     def predict_replicas(self, mixtures: np.ndarray, budget_tokens: float) -> np.ndarray:
-        """(B, m) objective per bootstrap refit."""
-        return self.predict_targets_replicas(mixtures, budget_tokens) @ self.weights
+        """(B, m) objective per bootstrap refit (the token shift is common to all refits)."""
+        p_eff, d_eff = self.effective(mixtures, budget_tokens)
+        shift = self.token_law.shift(d_eff, budget_tokens, self.model_params) @ self.weights
+        if self.smooth:
+            with torch.no_grad():
+                reps = objective_and_replicas_torch(self.base, torch.as_tensor(p_eff))[1].numpy()
+        elif hasattr(self.base, "predict_with_replicas"):  # the objective's refits without every target's
+            reps = self.base.predict_with_replicas(p_eff)[1]
+        else:
+            reps = np.asarray(self.base.predict_targets_replicas(p_eff)) @ self.weights
+        return reps + shift[None, :]
 
     @cached_property
     def real_refits(self) -> bool:
@@ -140,10 +149,10 @@ class BudgetAwareModel:
         shift = torch.as_tensor(shift0) + torch.as_tensor(slope) * (total - torch.as_tensor(d0))[:, None]
         weights = torch.as_tensor(self.weights, dtype=p.dtype)
         if pessimism > 0:
-            mean, reps = self.base.predict_targets_and_replicas_torch(p_eff)
-            score = (mean + shift) @ weights
+            mean, reps = objective_and_replicas_torch(self.base, p_eff)
+            score = mean + shift @ weights
             if reps.shape[0] > 1:  # the shift is common to all refits
-                score = score + pessimism * (reps @ weights).std(dim=0, unbiased=False)
+                score = score + pessimism * reps.std(dim=0, unbiased=False)
         else:
             score = (self.base.predict_targets_torch(p_eff) + shift) @ weights
         score.sum().backward()
@@ -158,6 +167,17 @@ class BudgetAwareModel:
             if self.smooth else None,
             real_refits=self.real_refits,
         )
+
+
+def objective_and_replicas_torch(base: ObjectiveModel, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m,) objective and (B, m) its refits from a smooth law, differentiable: the law's own objective path
+    where it has one (:meth:`FittedObjective.predict_objective_and_replicas_torch`), else its targets'."""
+    direct = getattr(base, "predict_objective_and_replicas_torch", None)
+    if direct is not None:
+        return direct(p)
+    mean, reps = base.predict_targets_and_replicas_torch(p)
+    weights = torch.as_tensor(np.asarray(base.weights, dtype=float), dtype=p.dtype)
+    return mean @ weights, reps @ weights
 
 
 def build_budget_model(

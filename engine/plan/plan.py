@@ -197,7 +197,7 @@ def make_plan(
         notes.append(f"the plan averages the best candidates inside the trust region; the average itself lies "
                      f"{options[0].distance_to_nearest_run:.3f} (TV) from the nearest run, beyond the radius "
                      f"{optimum.trust.radius:.3f}")
-    replica_count = int(np.asarray(model.base.predict_targets_replicas(optimum.mixture[None, :])).shape[0])
+    replica_count = int(model.predict_replicas(optimum.mixture[None, :], budget_tokens).shape[0])
     if not model.real_refits:
         source = "held-out residuals"
         notes.append(f"law '{model.law}' has no bootstrap refits: its intervals are held-out residuals added to one "

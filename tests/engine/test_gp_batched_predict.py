@@ -49,3 +49,16 @@ def test_batched_predict_equals_per_target_and_per_refit(shared):
     p.requires_grad_(True)
     model.predict_targets_torch(p).sum().backward()
     assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().max() > 0
+
+    # the objective's own path (refit weights summed over targets first when the kernel is shared) gives the
+    # same objective, refits and gradient as combining every target's
+    p = torch.as_tensor(candidates[:40], dtype=torch.float64).requires_grad_(True)
+    objective, objective_refits = model.predict_objective_and_replicas_torch(p)
+    np.testing.assert_allclose(objective.detach().numpy(), point[:40] @ spec.weights, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(objective_refits.detach().numpy(), calibrated[:, :40] @ spec.weights, atol=1e-6, rtol=0)
+    (objective + objective_refits.std(dim=0)).sum().backward()
+    q = torch.as_tensor(candidates[:40], dtype=torch.float64).requires_grad_(True)
+    mean, reps = model.predict_targets_and_replicas_torch(q)
+    w = torch.as_tensor(spec.weights)
+    (mean @ w + (reps @ w).std(dim=0)).sum().backward()
+    np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), atol=1e-8, rtol=1e-8)
