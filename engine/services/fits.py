@@ -359,27 +359,12 @@ def _stored_fit(session, project_id: int, law: str, objective: str, data_hash: s
 def fit_summaries_now(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
                       dataset: Dataset | None = None) -> list[FitSummary]:
     """The newest stored fit of each law for ``objective`` on the project's current data, as summaries
-    (what choosing and listing laws need; :func:`stored_fits` reads the whole rows)."""
+    (what choosing and listing laws need; the one chosen row is read whole by the objective model)."""
     with session_scope(url) as s:
         dataset = _proxy_dataset(s, project, dataset)
         spec = parse_objective(objective, dataset.targets, dataset.directions)
         newest: dict[str, FitSummary] = {}
         for fit in fit_summaries(s, find_project(s, project).id, spec.key, data_hash=dataset.data_hash):
-            newest.setdefault(fit.law, fit)
-        return list(newest.values())
-
-
-def stored_fits(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
-                dataset: Dataset | None = None) -> list[LawFit]:
-    """The newest stored fit of each law for ``objective`` on the project's current data (detached rows)."""
-    with session_scope(url) as s:
-        dataset = _proxy_dataset(s, project, dataset)
-        spec = parse_objective(objective, dataset.targets, dataset.directions)
-        project_id = find_project(s, project).id
-        fits = s.scalars(select(LawFit).where(LawFit.project_id == project_id, LawFit.objective == spec.key,
-                                              LawFit.data_hash == dataset.data_hash).order_by(LawFit.id.desc())).all()
-        newest: dict[str, LawFit] = {}
-        for fit in fits:
             newest.setdefault(fit.law, fit)
         return list(newest.values())
 
@@ -498,13 +483,16 @@ class HeldOut:
 
 
 def held_out_predictions(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None) -> HeldOut:
+    """The newest fit of each law on the current data: its held-out predictions only (not its parameters)."""
+    ids = [f.id for f in fit_summaries_now(project, objective=objective, url=url)]
+    with session_scope(url) as s:
+        rows = s.execute(select(LawFit.law, LawFit.cv_predictions).where(LawFit.id.in_(ids)).order_by(LawFit.id.desc())).all()
     law, run, fold, actual, predicted = [], [], [], [], []
-    for fit in stored_fits(project, objective=objective, url=url):
-        cv = fit.cv_predictions
+    for name_of_law, cv in rows:
         for name, f, a, p in zip(cv["runs"], cv["fold"], cv["actual"], cv["predicted"]):
             if a is None or p is None:
                 continue
-            law.append(fit.law)
+            law.append(name_of_law)
             run.append(name)
             fold.append(int(f))
             actual.append(a)

@@ -19,7 +19,7 @@ from engine.services.fits import (
     load_objective_model,
     predict_mixtures,
     set_default_law,
-    stored_fits,
+    fit_summaries_now,
 )
 from engine.services.ingest import ingest_files
 from engine.services.tasks import law_change
@@ -172,7 +172,7 @@ def test_too_few_runs_is_a_clear_error(tmp_path, sqlite_url):
     project = synthetic_project(tmp_path, sqlite_url, name="tiny", n=3)
     with pytest.raises(FitError, match="at least 4 runs"):
         fit_project(project, objective="web", laws=["linear"], url=sqlite_url)
-    assert stored_fits(project, objective="web", url=sqlite_url) == []
+    assert fit_summaries_now(project, objective="web", url=sqlite_url) == []
 
 
 def test_a_fit_reports_progress_per_law_and_a_cancel_stores_nothing(tmp_path, sqlite_url):
@@ -192,7 +192,7 @@ def test_a_fit_reports_progress_per_law_and_a_cancel_stores_nothing(tmp_path, sq
     with pytest.raises(Cancelled):
         fit_project(project, objective="web", laws=["linear", "exponential"], bootstrap=4, url=sqlite_url,
                     progress=cancel_at_the_second_law)
-    assert not [f for f in stored_fits(project, objective="web", url=sqlite_url)]
+    assert not [f for f in fit_summaries_now(project, objective="web", url=sqlite_url)]
 
 
 def test_refits_go_to_laws_that_could_be_chosen_and_to_a_law_asked_for_alone(tmp_path, sqlite_url):
