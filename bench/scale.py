@@ -2,6 +2,7 @@
 
     python bench/scale.py [--base 128,16,28] [--big | --only-big] [--laws linear,exponential,gp,lightgbm]
                           [--ref-commit 1aa244a] [--no-ref] [--timeout 900] [--ref-big-timeout 300]
+                          [--big-runs 512,1024,2048]
 
 Commands behind BENCHMARKS.md ("Laws (issue 9)"):
 
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration and code path")
     parser.add_argument("--ref-big-timeout", type=float, default=300.0,
                         help="seconds the reference gets on each big swarm (0: skip it there)")
+    parser.add_argument("--big-runs", default="512,1024,2048", help="run counts of the big swarms (64 domains, 110 targets)")
     parser.add_argument("--laws", default="linear,exponential,gp,lightgbm,stack",
                         help="laws to fit (default: every default law; the reference skips those it lacks)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -126,7 +128,7 @@ def main() -> None:
     n, k, t = (int(x) for x in args.base.split(","))
     configs = [] if args.only_big else [(n, k, t), (2 * n, k, t), (4 * n, k, t), (n, 2 * k, t), (n, 4 * k, t),
                                         (n, k, 2 * t), (n, k, 4 * t)]
-    big = [(512, 64, 110), (1024, 64, 110), (2048, 64, 110)] if args.big or args.only_big else []
+    big = [(int(r), 64, 110) for r in args.big_runs.split(",")] if args.big or args.only_big else []
     paths = {"new": ROOT} if args.no_ref else {"ref": reference_checkout(args.ref_commit), "new": ROOT}
     print(f"# scale  {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}  {platform.machine()}  "
           f"cpus={os.cpu_count()}  python {platform.python_version()}  load {os.getloadavg()[0]:.1f} (1-min)")
