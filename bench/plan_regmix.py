@@ -1,6 +1,7 @@
 """Benchmark: plans on the 512 RegMix runs, judged by a model that never saw the planner's runs.
 
-Run: ``python bench/plan_regmix.py [--splits 4] [--quick] [--reference 1aa244a]`` from the repository root.
+Run: ``python bench/plan_regmix.py [--splits 4] [--quick] [--reference 1aa244a] [--laws gp,exponential]
+[--compare-starts 4]`` from the repository root.
 
 Two parts, both stated in the output:
 
@@ -168,6 +169,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer variants, for a smoke run")
     ap.add_argument("--laws", default="lightgbm,exponential",
                     help="engine.laws laws to plan with too (comma-separated; empty for none)")
+    ap.add_argument("--compare-starts", type=int, default=0,
+                    help="also plan with each engine law at this many gradient starts (the default's before/after)")
     ap.add_argument("--first-split", type=int, default=0,
                     help="seed offset of the splits: tune on one range, confirm on another")
     ap.add_argument("--law", default="gp", help="the law of the speed part (the default law)")
@@ -244,6 +247,12 @@ def judge(args) -> None:
                 plan = make_plan(engine_model, ctx, BUDGET, constraints, settings=OptimizerSettings(seed=split))
                 timing.setdefault(f"plan with {law} (s)", []).append(time.perf_counter() - t0)
                 options[f"plan, engine law {law}"] = plan.mixture_array()
+                if args.compare_starts:
+                    t0 = time.perf_counter()
+                    plan = make_plan(engine_model, ctx, BUDGET, constraints,
+                                     settings=OptimizerSettings(seed=split, n_starts=args.compare_starts))
+                    timing.setdefault(f"plan with {law}, {args.compare_starts} starts (s)", []).append(time.perf_counter() - t0)
+                    options[f"plan, engine law {law}, {args.compare_starts} starts"] = plan.mixture_array()
             raw = regmix_recipe(base, natural, np.random.default_rng(split))
             options["regmix recipe"] = raw
             bounds = resolve(constraints, domains, unique_tokens=unique, budget_tokens=BUDGET)
