@@ -43,3 +43,22 @@ def test_numbers_for_people():
 def test_upload_note_count_counts_summarised_notes():
     notes = [f"runs.csv line {i}: shares summed to 0.99, renormalised" for i in range(20)]
     assert note_count(notes + ["... and 283 more renormalised notes"]) == 303
+
+
+def test_mixture_bars_are_stacked_before_the_browser_sees_them():
+    from app.ui.charts import OTHER, mixture_chart, mixture_frame
+
+    mixtures = [{"web": 0.5, "code": 0.3, "books": 0.2}, {"web": 0.1, "code": 0.8, "books": 0.1},
+                {"web": 0.7, "code": 0.0, "books": 0.3}]
+    frame = mixture_frame(["r2", "r0", "r1"], mixtures, top_n=2)  # books is summed as 'other'
+    chart = mixture_chart(frame, sort_label="as listed")
+    data = chart.data
+    assert set(data["domain"]) == {"web", "code", OTHER}
+    for run, rows in data.groupby("run"):
+        rows = rows.sort_values("bottom")
+        assert rows["bottom"].iloc[0] == 0 and abs(rows["top"].iloc[-1] - 1) < 1e-12  # each bar fills 0..1
+        assert (rows["bottom"].iloc[1:].to_numpy() == rows["top"].iloc[:-1].to_numpy()).all()  # no gaps or overlaps
+        assert ((rows["top"] - rows["bottom"]) - rows["share"]).abs().max() < 1e-12
+    spec = chart.to_dict()
+    assert spec["encoding"]["x"]["sort"] == ["r2", "r0", "r1"]  # the runs' order, not a sort by field
+    assert "stack" not in str(spec["encoding"]["y"]) and "aggregate" not in str(spec["encoding"]["y"])
