@@ -107,14 +107,7 @@ class BudgetAwareModel:
         """(B, m) objective per bootstrap refit (the token shift is common to all refits)."""
         p_eff, d_eff = self.effective(mixtures, budget_tokens)
         shift = self.token_law.shift(d_eff, budget_tokens, self.model_params) @ self.weights
-        if self.smooth:
-            with torch.no_grad():
-                reps = objective_and_replicas_torch(self.base, torch.as_tensor(p_eff))[1].numpy()
-        elif hasattr(self.base, "predict_with_replicas"):  # the objective's refits without every target's
-            reps = self.base.predict_with_replicas(p_eff)[1]
-        else:
-            reps = np.asarray(self.base.predict_targets_replicas(p_eff)) @ self.weights
-        return reps + shift[None, :]
+        return objective_replicas(self.base, p_eff) + shift[None, :]
 
     @cached_property
     def real_refits(self) -> bool:
@@ -178,6 +171,18 @@ def objective_and_replicas_torch(base: ObjectiveModel, p: torch.Tensor) -> tuple
     mean, reps = base.predict_targets_and_replicas_torch(p)
     weights = torch.as_tensor(np.asarray(base.weights, dtype=float), dtype=p.dtype)
     return mean @ weights, reps @ weights
+
+
+def objective_replicas(base: ObjectiveModel, mixtures: np.ndarray) -> np.ndarray:
+    """(B, m) the objective of each (calibrated) refit of ``base``, without every target's refits where
+    the law has an objective path (the GP with a shared kernel: B product columns instead of t x B).
+    Smooth laws through their torch path, the same numbers the planner's gradient steps see."""
+    if base.smooth:
+        with torch.no_grad():
+            return objective_and_replicas_torch(base, torch.as_tensor(np.atleast_2d(mixtures)))[1].numpy()
+    if hasattr(base, "predict_with_replicas"):
+        return np.asarray(base.predict_with_replicas(mixtures)[1])
+    return np.asarray(base.predict_targets_replicas(mixtures)) @ np.asarray(base.weights, dtype=float)
 
 
 def build_budget_model(

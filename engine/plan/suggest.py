@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.plan.budget_law import BudgetAwareModel
+from engine.plan.budget_law import BudgetAwareModel, objective_replicas
 from engine.plan.constraints import Bounds
 from engine.plan.exports import write_csv
 from engine.plan.optimize import sample_local
@@ -84,7 +84,7 @@ def suggest_runs(
     ])
     distance = 0.5 * np.abs(candidates - centre[None, :]).sum(axis=1)
     if model.real_refits:
-        replicas = np.asarray(model.base.predict_targets_replicas(candidates)) @ model.weights
+        replicas = objective_replicas(model.base, candidates)
         spread = replicas.std(axis=0) if replicas.shape[0] > 1 else np.zeros(len(candidates))
         acquisition = spread * np.exp(-distance / width)
         basis = DISAGREEMENT
