@@ -89,13 +89,10 @@ class BudgetAwareModel:
         shift = self.token_law.shift(d_eff, budget_tokens, self.model_params)
         return self._base_replicas(p_eff) + shift[None, :, :]
 
-    # Smooth laws are evaluated through their torch path here too: all targets in one batched call
-    # where the law offers one, and the same numbers the gradient steps see.
+    # Means through the law's numpy path: a batched GP there is the same torch product as its gradient
+    # path, in row chunks on a thread per core (the planner scores thousands of candidates at once).
     def _base_targets(self, p_eff: np.ndarray) -> np.ndarray:
-        if not self.smooth:
-            return np.asarray(self.base.predict_targets(p_eff))
-        with torch.no_grad():
-            return self.base.predict_targets_torch(torch.as_tensor(p_eff)).numpy()
+        return np.asarray(self.base.predict_targets(p_eff))
 
     def _base_replicas(self, p_eff: np.ndarray) -> np.ndarray:
         if not self.smooth:
