@@ -120,8 +120,7 @@ def count_slider(label: str, maximum: int, default: int, key: str) -> int:
 @st.fragment
 def run_table(table: pd.DataFrame, number_columns: list[str]) -> None:
     """The search box and the table it filters, one fragment: a search reruns this part only, not the
-    charts below. (The search still took 1.9-2.3 s p50 in bench/ui_latency.py afterwards, as before:
-    the page's other parts were not where its time goes.)"""
+    charts below."""
     search = st.text_input("Search runs", placeholder="part of a run name, source file or setting", key="runs_search")
     shown_table = table
     if search.strip():

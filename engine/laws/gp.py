@@ -619,13 +619,8 @@ class GPTargets:
     def predict_objective_torch(self, mixtures: torch.Tensor, weights: np.ndarray,
                                 scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """(m,) the objective ``targets @ weights`` and (B, m) its calibrated refits, differentiable in
-        ``mixtures`` (the planner's gradient steps): B product columns instead of t x B with a shared kernel."""
-        if not self.shared:
-            mean, reps = self.predict_torch(mixtures)
-            if scale != 1.0:
-                reps = mean[None] + scale * (reps - mean[None])
-            w = torch.as_tensor(weights, dtype=mixtures.dtype)
-            return mean @ w, reps @ w
+        ``mixtures`` (the planner's gradient steps): B product columns instead of t x B. Shared kernel only
+        (:attr:`shared`); otherwise combine :meth:`predict_torch`'s targets."""
         chunk = max(1, self.MAX_ELEMENTS // max(1, len(self.alpha[0])))
         parts = [self._objective_chunk(mixtures[i:i + chunk], True, weights, scale, per_target=False)
                  for i in range(0, len(mixtures), chunk)]

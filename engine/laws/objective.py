@@ -159,7 +159,7 @@ class FittedObjective:
         """(m,) the objective and (B, m) its calibrated refits, differentiable: what the planner's score needs.
         A GP with a shared kernel sums its targets' refit weights first (B product columns, not t x B)."""
         self._require_smooth()
-        if self._batched is not None:
+        if self._batched is not None and self._batched.shared:
             return self._batched.predict_objective_torch(mixtures, self.weights, self.interval_scale)
         mean, reps = self.predict_targets_and_replicas_torch(mixtures)
         weights = torch.as_tensor(self.weights, dtype=mixtures.dtype)
