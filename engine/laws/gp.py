@@ -204,30 +204,20 @@ class GPLaw(LawBase):
         alphas = torch.as_tensor(np.stack([law.alpha_ for law in laws], axis=1), dtype=DTYPE)
         scale = np.array([[law.y_std_, law.y_mean_] for law in laws])
         with torch.no_grad(), one_torch_thread():
-            weighed = first._weigh(*first._cross_parts(p), alphas).numpy()
+            weighed = (first._cross(p) @ alphas).numpy()
         return weighed * scale[:, 0] + scale[:, 1]
 
     def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
         self.check_fitted()
-        rbf, design = self._cross_parts(mixtures)
-        return self._weigh(rbf, design, torch.as_tensor(self.alpha_, dtype=mixtures.dtype)[:, None])[:, 0] * self.y_std_ + self.y_mean_
+        return (self._cross(mixtures) @ torch.as_tensor(self.alpha_, dtype=mixtures.dtype)) * self.y_std_ + self.y_mean_
 
-    def _cross_parts(self, mixtures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The RBF term of the cross-kernel (m, n) to the training runs, and the design rows (m, 2k)."""
-        feats = self.basis_.features_torch(mixtures)
-        ls = torch.as_tensor(np.exp(self.hyper_["log_ls"]), dtype=mixtures.dtype)
-        a = feats / ls
-        b = torch.as_tensor(self.train_features_, dtype=mixtures.dtype) / ls
-        d2 = (a**2).sum(-1)[:, None] + (b**2).sum(-1)[None, :] - 2 * a @ b.T
-        rbf = float(np.exp(2 * self.hyper_["log_sf"])) * torch.exp(-0.5 * d2.clamp_min(0))
-        return rbf, self.basis_.design_torch(mixtures)
-
-    def _weigh(self, rbf: torch.Tensor, design: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
-        """cross-kernel @ alphas (n, r) without forming the linear-mean term of the kernel: its
-        (m, n) block is design @ train_design^T, so it is applied as design @ (train_design^T @ alphas)."""
-        train_h = torch.as_tensor(self.train_design_, dtype=rbf.dtype)
-        linear = float(np.exp(2 * self.hyper_["log_sb"])) / train_h.shape[1]
-        return rbf @ alphas + linear * (design @ (train_h.T @ alphas)) + alphas.sum(0)[None, :]
+    def _cross(self, mixtures: torch.Tensor) -> torch.Tensor:
+        """(m, n) kernel of ``mixtures`` to the training runs, without noise: the fit's own :func:`_kernel`."""
+        dtype = mixtures.dtype
+        hyp = {key: torch.as_tensor(np.atleast_1d(value), dtype=dtype)[None] if key == "log_ls"
+               else torch.as_tensor(np.atleast_1d(value)[:1], dtype=dtype) for key, value in self.hyper_.items()}
+        return _kernel(self.basis_.features_torch(mixtures), torch.as_tensor(self.train_features_, dtype=dtype),
+                       self.basis_.design_torch(mixtures), torch.as_tensor(self.train_design_, dtype=dtype), hyp)[0]
 
     @classmethod
     def targets_torch(cls, laws: list["GPLaw"], replicas: list[Any]) -> "GPTargets | None":
@@ -306,35 +296,35 @@ class GPReplicas:
         self.base, self.alphas, self.y_scale = base, alphas, y_scale
 
     def predict(self, mixtures: np.ndarray) -> np.ndarray:
-        return self._replicas(self._parts(mixtures))
+        return self._replicas(self._cross(mixtures))
 
     def predict_with_point(self, mixtures: np.ndarray, law: GPLaw) -> tuple[np.ndarray, np.ndarray]:
         """(m,) prediction of ``law`` (the fit on all runs) and (B, m) of the refits, from one cross-kernel
         when the refits kept ``law``'s hyperparameters and runs (they do: see :meth:`GPLaw.fit_refits`)."""
-        parts = self._parts(mixtures)
+        cross = self._cross(mixtures)
         same = (law.train_features_.shape == self.base.train_features_.shape
                 and all(np.array_equal(law.hyper_[k], self.base.hyper_[k]) for k in law.hyper_))
         if not same:
-            return law.predict(mixtures), self._replicas(parts)
+            return law.predict(mixtures), self._replicas(cross)
         with torch.no_grad(), one_torch_thread():
-            point = self.base._weigh(*parts, torch.as_tensor(law.alpha_, dtype=DTYPE)[:, None])[:, 0].numpy()
-        return point * law.y_std_ + law.y_mean_, self._replicas(parts)
+            point = (cross @ torch.as_tensor(law.alpha_, dtype=DTYPE)).numpy()
+        return point * law.y_std_ + law.y_mean_, self._replicas(cross)
 
-    def _parts(self, mixtures: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _cross(self, mixtures: np.ndarray) -> torch.Tensor:
         p = torch.as_tensor(as_mixtures(mixtures, self.base.basis_.k), dtype=DTYPE)
         with torch.no_grad(), one_torch_thread():
-            return self.base._cross_parts(p)
+            return self.base._cross(p)
 
-    def _replicas(self, parts: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
+    def _replicas(self, cross: torch.Tensor) -> np.ndarray:
         with torch.no_grad(), one_torch_thread():
-            weighed = self.base._weigh(*parts, torch.as_tensor(self.alphas.T, dtype=DTYPE)).numpy()  # (m, B)
+            weighed = (cross @ torch.as_tensor(self.alphas.T, dtype=DTYPE)).numpy()  # (m, B)
         return weighed.T * self.y_scale[:, 1:2] + self.y_scale[:, :1]
 
     def predict_torch(self, mixtures: torch.Tensor) -> torch.Tensor:
         """(B, m), differentiable in ``mixtures`` (the planner's gradient steps)."""
         alphas = torch.as_tensor(self.alphas.T, dtype=mixtures.dtype)
         scale = torch.as_tensor(self.y_scale, dtype=mixtures.dtype)
-        return self.base._weigh(*self.base._cross_parts(mixtures), alphas).T * scale[:, 1:2] + scale[:, :1]
+        return (self.base._cross(mixtures) @ alphas).T * scale[:, 1:2] + scale[:, :1]
 
 
 class _Basis:
@@ -375,18 +365,24 @@ class _Basis:
         return cls(params["eps"], params["f_mean"], params["f_std"], params["h_mean"], params["h_std"])
 
 
-def _kernel(fa: torch.Tensor, fb: torch.Tensor, ha: torch.Tensor, hb: torch.Tensor, hyp: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(t, a, b) kernel without noise for hyperparameters batched over targets t."""
+def _rbf(fa: torch.Tensor, fb: torch.Tensor, hyp: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(t, a, b) RBF term ``sf^2 exp(-|fa - fb|^2 / 2)`` on length-scaled features, hyperparameters batched over t.
+
+    Written as exp(2 log sf - |a|^2 / 2 - |b|^2 / 2 + a.b): one fused product-and-add and one exp over the
+    (t, m, n) block instead of seven passes (the planner scores thousands of candidates)."""
     ls = hyp["log_ls"].exp()  # (t, d)
     a = fa[None] / ls[:, None, :]
     b = fb[None] / ls[:, None, :]
-    # sf^2 exp(-|a - b|^2 / 2) as exp(2 log sf - |a|^2 / 2 - |b|^2 / 2 + a.b): one fused product-and-add and
-    # one exp over the (t, m, n) block instead of seven passes (the planner scores thousands of candidates)
     top = (2 * hyp["log_sf"])[:, None, None]
     exponent = torch.baddbmm(top - 0.5 * (a**2).sum(-1)[:, :, None] - 0.5 * (b**2).sum(-1)[:, None, :], a, b.transpose(1, 2))
-    rbf = torch.exp(torch.minimum(exponent, top))  # the distance is never negative: rounding must not lift it
-    scale = ((2 * hyp["log_sb"]).exp() / ha.shape[1]).sqrt()[:, None, None]  # the linear-mean kernel, also fused
-    return torch.baddbmm(rbf + 1.0, ha[None] * scale, (hb[None] * scale).transpose(1, 2))
+    return torch.exp(torch.minimum(exponent, top))  # the distance is never negative: rounding must not lift it
+
+
+def _kernel(fa: torch.Tensor, fb: torch.Tensor, ha: torch.Tensor, hb: torch.Tensor, hyp: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(t, a, b) kernel without noise for hyperparameters batched over targets t: RBF + linear mean + 1.
+    The one kernel of the law: its fit, its predictions (one target or many) and the planner's all use it."""
+    scale = ((2 * hyp["log_sb"]).exp() / ha.shape[1]).sqrt()[:, None, None]  # the linear-mean kernel, fused
+    return torch.baddbmm(_rbf(fa, fb, hyp) + 1.0, ha[None] * scale, (hb[None] * scale).transpose(1, 2))
 
 
 def _noise(hyp: dict[str, torch.Tensor], counts: torch.Tensor) -> torch.Tensor:
@@ -459,13 +455,9 @@ def _nll_gradients(f: torch.Tensor, h: torch.Tensor, gram_h: torch.Tensor, yy: t
 
 def _kernel_parts(f: torch.Tensor, h: torch.Tensor, gram_h: torch.Tensor,
                   hyp: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The RBF and linear-mean terms of :func:`_kernel` on one set of runs (t, n, n), for the likelihood."""
-    ls = hyp["log_ls"].exp()
-    a = f[None] / ls[:, None, :]
-    sq = (a**2).sum(-1)
-    d2 = sq[:, :, None] + sq[:, None, :] - 2 * a @ a.transpose(1, 2)
-    rbf = (2 * hyp["log_sf"]).exp()[:, None, None] * torch.exp(-0.5 * d2.clamp_min(0))
-    return rbf, (2 * hyp["log_sb"]).exp()[:, None, None] * gram_h
+    """The RBF and linear-mean terms of :func:`_kernel` on one set of runs (t, n, n), apart: the likelihood's
+    gradients need each."""
+    return _rbf(f, f, hyp), (2 * hyp["log_sb"]).exp()[:, None, None] * gram_h
 
 
 def _groups(y: torch.Tensor, counts: torch.Tensor, shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
