@@ -237,5 +237,9 @@ with tab_elsewhere:
         else:
             forget_cached_data()
             done = next_runs.match_results(project, url=url)
-            flash("success", f"Imported: {report.summary()}. Completed pending runs: {', '.join(done) or 'none'}.")
+            # Said once, here: the next run must not announce the same runs again as results that arrived.
+            st.session_state["next_seen"] = (project, {**st.session_state["next_seen"][1], **dict.fromkeys(done, "done")})
+            flash("success", f"Imported: {report.summary().rstrip('.')}. " + (
+                f"Results arrived for {', '.join(done)}: the plan below uses them." if done else
+                "No pending run matched them (a result matches by its run_id, else by its mixture)."))
             st.rerun()

@@ -107,3 +107,29 @@ def test_suggest_download_train_here_and_the_plan_moves(tmp_path):
     assert before  # the plan metric was shown before and after
     assert any("How the plan moved" in h.value for h in at.subheader)
 
+
+
+def test_imported_results_are_announced_once(tmp_path):
+    """Uploading a pending run's result names it in one message; the page's rerun does not announce it again."""
+    from engine.services.next_runs import suggest_pending
+
+    project = loop_project(tmp_path)
+    pending = suggest_pending(project, 2048, 2)
+    first = pending[0]
+    shares = [first.mixture.get("alpha", 0.0), first.mixture.get("beta", 0.0)]
+    result = (f"run_id,tokens,mix:alpha,mix:beta,loss:alpha,loss:beta\n"
+              f"{first.name},2048,{shares[0]:.6f},{shares[1]:.6f},3.5,3.6\n").encode()
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_SECONDS)
+    at.session_state["project"] = project
+    at.run()
+    assert not at.exception, at.exception
+    at.file_uploader(key="next_upload").set_value(("results.csv", result, "text/csv"))
+    next(b for b in at.button if b.label == "Import results").click().run()
+    assert not at.exception, at.exception
+    messages = [s.value for s in at.success]
+    assert sum(first.name in m for m in messages) == 1, messages
+    assert any(m.startswith("Imported") and "Results arrived for" in m and ".." not in m for m in messages), messages
+    states = {p.name: p.state for p in list_pending(project)}
+    assert states == {first.name: "done", pending[1].name: "pending"}
+    at = settle(at, project)  # and not on the page's next run either (its plan job ended first)
+    assert not any(first.name in s.value for s in at.success), [s.value for s in at.success]
