@@ -2,8 +2,10 @@
 
 The dashboard registers an actor source that reads the signed-in user of the
 session being served (asked at the moment of the action: a button's callback
-runs before the page's script); ``acting_as`` names an actor for a block; the
-CLI and scripts fall back to ``cli:<OS user>``. Services call
+runs before the page's script); ``acting_as`` names an actor for a block (the
+job runner's threads act as whoever submitted the job); a process the dashboard
+starts (a training) inherits its user through ``MIXPLAN_ACTOR``; the CLI and
+scripts fall back to ``cli:<OS user>``. Services call
 :func:`record_action` inside the transaction that stores the action, so the
 action and its log row land together or not at all.
 """
@@ -11,6 +13,7 @@ action and its log row land together or not at all.
 from __future__ import annotations
 
 import getpass
+import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Callable, Iterator
@@ -19,6 +22,7 @@ from sqlalchemy import select
 
 from engine.store import Action
 
+ACTOR_ENV = "MIXPLAN_ACTOR"  # set by the dashboard for the processes it starts, not a sign-in of its own
 _ACTOR: ContextVar[str | None] = ContextVar("mixplan_actor", default=None)
 _SOURCE: Callable[[], str | None] | None = None
 
@@ -30,7 +34,7 @@ def use_actor_source(source: Callable[[], str | None] | None) -> None:
 
 
 def current_actor() -> str:
-    actor = _ACTOR.get() or (_SOURCE() if _SOURCE is not None else None)
+    actor = _ACTOR.get() or (_SOURCE() if _SOURCE is not None else None) or os.environ.get(ACTOR_ENV)
     if actor:
         return actor
     try:

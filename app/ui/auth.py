@@ -55,8 +55,9 @@ def require_sign_in() -> None:
 
 
 def session_actor() -> str | None:
-    """The actor of the session this thread serves; None outside a session (the engine's fallback)."""
-    if get_script_run_ctx() is None:
+    """The actor of the session this thread serves; None outside a session (the engine's fallback: a job
+    thread names its actor itself, the one who submitted it)."""
+    if get_script_run_ctx(suppress_warning=True) is None:
         return None
     if not sign_in_configured():
         return ANONYMOUS

@@ -37,6 +37,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from engine.actions import acting_as, current_actor
 from engine.errors import MixplanError
 from engine.progress import Cancelled, ProgressCallback, ProgressEvent
 from engine.store import Job, Project, session_scope
@@ -192,11 +193,15 @@ def _finish(job_id: int, url: str | None, *, state: str, message: str, result: d
             job.progress, job.result = 1.0, result
 
 
-def run_job(job_id: int, work: Work, url: str | None) -> None:
+def run_job(job_id: int, work: Work, url: str | None, actor: str | None = None) -> None:
     """Run ``work`` for the job row ``job_id``: state, throttled progress, cancellation, result or error.
 
-    Module-level so a worker process can run it (``work`` must then be picklable).
+    Module-level so a worker process can run it (``work`` must then be picklable). ``actor``: who asked for
+    the job (:func:`engine.actions.current_actor` where it was submitted); the actions it records are theirs.
     """
+    if actor is not None:
+        with acting_as(actor):
+            return run_job(job_id, work, url)
     last_store = [0.0]
 
     def progress(event: ProgressEvent) -> None:
@@ -256,6 +261,7 @@ class JobRunner:
                url: str | None = None) -> tuple[int, bool]:
         """Start ``work`` as a job, or join the live job with the same key. Returns (job id, joined)."""
         key = job_key(kind, project, settings, data_hash)
+        actor = current_actor()  # the signed-in user of the page asking; the worker threads have no session
         mark_stale_jobs(url)
         existing = live_job(key, url=url)
         if existing is not None:
@@ -275,21 +281,21 @@ class JobRunner:
                 raise
             return existing.id, True
         if kind in LONG_KINDS and self._in_process_long:
-            self._long_pool.submit(self._run_in_process, job_id, work, url)
+            self._long_pool.submit(self._run_in_process, job_id, work, url, actor)
         else:
-            (self._long_pool if kind in LONG_KINDS else self._pool).submit(self._run, job_id, work, url)
+            (self._long_pool if kind in LONG_KINDS else self._pool).submit(self._run, job_id, work, url, actor)
         return job_id, False
 
-    def _run(self, job_id: int, work: Work, url: str | None) -> None:
+    def _run(self, job_id: int, work: Work, url: str | None, actor: str | None = None) -> None:
         with self._lock:
             self._running.add((job_id, url))
         try:
-            run_job(job_id, work, url)
+            run_job(job_id, work, url, actor)
         finally:
             with self._lock:
                 self._running.discard((job_id, url))
 
-    def _run_in_process(self, job_id: int, work: Work, url: str | None) -> None:
+    def _run_in_process(self, job_id: int, work: Work, url: str | None, actor: str | None = None) -> None:
         """A long job in a child interpreter (a fit never holds the server's GIL); this thread keeps the
         heartbeat and fails the job when the child dies without finishing it (out of memory, killed).
 
@@ -301,7 +307,7 @@ class JobRunner:
         try:
             source_root = str(Path(__file__).resolve().parents[2])  # this engine, even where another is installed
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
-            child = subprocess.run([sys.executable, "-c", CHILD], input=pickle.dumps((job_id, work, url)), env=env,
+            child = subprocess.run([sys.executable, "-c", CHILD], input=pickle.dumps((job_id, work, url, actor)), env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
             job = get_job(job_id, url=url)
             if job is not None and job.live:

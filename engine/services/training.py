@@ -19,7 +19,7 @@ from typing import Callable
 import yaml
 from sqlalchemy import select
 
-from engine.actions import record_action
+from engine.actions import ACTOR_ENV, current_actor, record_action
 from engine.config import Settings
 from engine.errors import InputError
 from engine.services.projects import create_project
@@ -87,7 +87,8 @@ def launch_background(args: list[str], *, url: str | None = None) -> tuple[int, 
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{args[0]}-{os.getpid()}-{len(list(logs.iterdir()))}.log"
-    env = {**os.environ, "MIXPLAN_HOME": str(settings.home)}
+    # The process acts for the page's user: its actions (the training it records) are theirs, not the server's OS user's.
+    env = {**os.environ, "MIXPLAN_HOME": str(settings.home), ACTOR_ENV: current_actor()}
     if url:
         env["MIXPLAN_DATABASE_URL"] = url
     with log_path.open("ab") as handle:

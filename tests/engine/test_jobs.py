@@ -10,6 +10,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from engine.actions import acting_as, list_actions, record_action
 from engine.errors import InputError
 from engine.progress import report
 from engine.services.jobs import JobRunner, get_job, job_key, last_result, list_jobs, record_result, request_cancel
@@ -218,10 +219,46 @@ def test_a_fit_runs_in_the_worker_process_and_stores_its_report(sqlite_url, tmp_
     runner = JobRunner()
     try:
         settings = fit_settings("mean", ["linear"])
-        job_id, _ = runner.submit("p", "fit", settings, fit_work("p", settings, url=sqlite_url), url=sqlite_url)
+        with acting_as("bob@example.org"):  # the page's signed-in user: the child process records the fit as theirs
+            job_id, _ = runner.submit("p", "fit", settings, fit_work("p", settings, url=sqlite_url), url=sqlite_url)
         job = wait_finished(job_id, sqlite_url, seconds=240)
     finally:
         runner.shutdown()
     assert job.state == "done", job.error
     report = fit_report_from_dict(job.result)
     assert [r.law for r in report.rows] == ["linear"] and report.default_law == "linear" and report.n_runs == 12
+    with session_scope(sqlite_url) as s:
+        assert {(a.kind, a.actor) for a in list_actions(s, "p") if a.kind == "fit"} == {("fit", "bob@example.org")}
+
+
+def test_a_job_acts_as_whoever_submitted_it(db_url, runner):
+    """The worker threads serve no session: the actions a job records belong to the page's user who asked."""
+    create_project("p", url=db_url)
+
+    def work(progress):
+        with session_scope(db_url) as s:
+            record_action(s, "plan", "p", {"why": "test"})
+        return {}
+
+    with acting_as("alice@example.org"):
+        job_id, _ = runner.submit("p", "plan", {"budget": 1}, work, url=db_url)
+    assert wait_finished(job_id, db_url).state == "done"
+    with session_scope(db_url) as s:
+        assert [a.actor for a in list_actions(s, "p") if a.kind == "plan"] == ["alice@example.org"]
+
+
+def test_a_process_the_dashboard_starts_acts_as_its_user(sqlite_url, tmp_path, monkeypatch):
+    """A detached trainer (launch_background) records its actions as the page's user, not the server's OS user."""
+    from engine.services.training import launch_background
+
+    monkeypatch.setenv("MIXPLAN_HOME", str(tmp_path / "home"))
+    with acting_as("carol@example.org"):
+        _, log = launch_background(["create-project", "q"], url=sqlite_url)
+    deadline = time.monotonic() + 120
+    while True:
+        with session_scope(sqlite_url) as s:
+            actions = [(a.kind, a.actor) for a in list_actions(s, "q")]
+        if actions or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert actions == [("create-project", "carol@example.org")], log.read_text()
