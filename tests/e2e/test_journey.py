@@ -3,7 +3,8 @@
 open (the demo's plan is there) -> create a project -> upload the RegMix pair -> Runs -> fit (a job with
 progress) -> plan at 25B -> github >= 0.05 -> every download parses -> on the demo: suggest 4 runs -> train
 one, tiny, here -> its result completes it and the plan refreshes -> reload mid-job: still running ->
-a broken upload names file/row/column and changes nothing. The server log has no deprecation warning.
+a broken upload names file/row/column and changes nothing. The server log has no deprecation warning,
+no traceback and no Streamlit call from a job thread.
 
 Screenshots of Plan, Fit and Next runs at 1400x900 go to $MIXPLAN_SCREENSHOTS (default: the test's tmp dir).
 """
@@ -260,3 +261,4 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     log = (tmp_path / "dashboard.log").read_text(errors="replace")
     assert "deprecat" not in log.lower(), log[-3000:]
     assert "Traceback" not in log, log[-3000:]
+    assert "missing ScriptRunContext" not in log, log[-3000:]  # a job thread asked Streamlit for a session
