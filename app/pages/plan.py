@@ -17,7 +17,7 @@ from app.ui.jobs import job_status, laws_key, loaded_laws, loader, retry_wanted,
 from app.ui.plan_charts import (epochs_chart, mixture_bars, objective_chart, objective_frame, sweep_chart,
                                 sweep_objective_chart)
 from app.ui.state import link, require_project
-from app.ui.style import difference, number, share, tokens
+from app.ui.style import difference, notes_markdown, number, share, tokens
 from engine.errors import MixplanError
 from engine.counts import parse_count
 from engine.plan.constraints import Constraints
@@ -143,11 +143,11 @@ m3.metric(f"vs best baseline ({best_baseline.name})", number(best_baseline.objec
           delta=difference(rec.objective - best_baseline.objective), delta_color="inverse")
 m4.metric("Distance to nearest run", "-" if rec.distance_to_nearest_run is None else number(rec.distance_to_nearest_run),
           help=f"Total-variation distance to run {rec.nearest_run}. Trust region: {plan.trust['rule']}")
-for note in plan.notes:
-    st.info(note, icon=":material/info:")
 change = cached_law_change(project, url, data_hash, objective)
 if change:
     st.info(change, icon=":material/swap_horiz:")
+if plan.notes:  # one box, a line a note: six boxes pushed the mixture chart below the first screen
+    st.info(notes_markdown(plan.notes), icon=":material/info:")
 spread_text = ("unknown (no bootstrap refits)" if plan.optimum_spread_tv is None
                else f"{plan.optimum_spread_tv:.3f} (mean TV across bootstrap refits)")
 st.caption(f"Budget {tokens(plan.budget_tokens)} tokens · law: {plan.law} (the CV winner unless chosen on the Fit page) · "

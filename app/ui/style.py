@@ -74,6 +74,14 @@ def note_count(notes: list[str]) -> int:
     return sum(int(m.group(1)) if (m := OVERFLOW.match(n)) else 1 for n in notes)
 
 
+def notes_markdown(notes: Sequence[str]) -> str:
+    """A Markdown list of notes for one box, a line each, their text escaped (a note can quote a domain's
+    name, which came from an upload)."""
+    from app.ui.text import plain
+
+    return "\n".join(f"- {plain(note)}" for note in notes)
+
+
 def difference(value: float, unit: str = "") -> str | None:
     """A metric delta for people: '+0.012' or None (no arrow) when it rounds to nothing at 4 decimals."""
     if not math.isfinite(value) or abs(value) < 5e-5:

@@ -6,7 +6,7 @@ import pytest
 
 from app.ui.bounds import parse_bounds
 from app.ui.errors import page_words
-from app.ui.style import note_count, number, palette, share, tokens
+from app.ui.style import note_count, notes_markdown, number, palette, share, tokens
 from engine.errors import InputError
 
 
@@ -43,6 +43,11 @@ def test_numbers_for_people():
 def test_upload_note_count_counts_summarised_notes():
     notes = [f"runs.csv line {i}: shares summed to 0.99, renormalised" for i in range(20)]
     assert note_count(notes + ["... and 283 more renormalised notes"]) == 303
+
+
+def test_plan_notes_are_one_list_with_names_escaped():
+    text = notes_markdown(["prior: R* = 15.4", "domain ![x](http://host/t.png) reaches its cap"])
+    assert text.splitlines() == ["- prior\\: R\\* = 15.4", "- domain \\!\\[x\\](http\\://host/t.png) reaches its cap"]
 
 
 def test_mixture_bars_are_stacked_before_the_browser_sees_them():
