@@ -17,6 +17,7 @@ from app.ui.fit_charts import domain_effect_chart, predicted_vs_actual_chart
 from app.ui.jobs import job_status, runner, show_failure
 from app.ui.state import link, require_project
 from app.ui.style import number
+from app.ui.text import plain
 from engine.laws.registry import DEFAULT_LAWS
 from engine.services import fits
 from engine.services.jobs import job_key, last_result, latest_job, live_job
@@ -121,7 +122,7 @@ if stale:
                "current runs.", icon=":material/history:")
 
 st.subheader("Comparison on held-out runs")
-st.caption(f"{report.n_runs} runs, objective **{report.objective}** (lower is better), 5-fold CV over runs. "
+st.caption(f"{report.n_runs} runs, objective **{plain(report.objective)}** (lower is better), 5-fold CV over runs. "
            "Default law: best Spearman; laws within 0.002 count as tied and the lower MAE wins. "
            "90% coverage: share of held-out runs inside their 90% interval (calibrated on the other folds).")
 st.dataframe(comparison_frame(report), hide_index=True, width="stretch",

@@ -19,6 +19,7 @@ from app.ui.errors import show_error
 from app.ui.jobs import executor_choice, job_status, loader, runner, show_failure
 from app.ui.state import flash, link, require_project, show_flash
 from app.ui.style import number, tokens
+from app.ui.text import plain
 from engine.errors import MixplanError
 from engine.counts import parse_count
 from engine.plan.constraints import Constraints
@@ -163,7 +164,7 @@ with tab_here:
         prepared = read_prepared(data_dir)
     except MixplanError as error:
         prepared = None
-        st.info(f"{error} Build one on the **Train** page.")
+        st.info(f"{plain(error)} Build one on the **Train** page.")
         link("pages/train.py", label="Train page", icon=":material/model_training:")
     if prepared is not None and open_runs:
         with st.form("run_here"):

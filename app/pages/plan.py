@@ -18,6 +18,7 @@ from app.ui.plan_charts import (epochs_chart, mixture_bars, objective_chart, obj
                                 sweep_objective_chart)
 from app.ui.state import link, require_project
 from app.ui.style import difference, notes_markdown, number, share, tokens
+from app.ui.text import plain
 from engine.errors import MixplanError
 from engine.counts import parse_count
 from engine.plan.constraints import Constraints
@@ -196,7 +197,7 @@ if s_stored is not None:
                f"{sweep.cap_epochs:g} epochs (its cap).")
     st.altair_chart(sweep_objective_chart(sweep), width="stretch")
     if sweep.infeasible:
-        st.caption("No plan at " + ", ".join(f"{b} tokens ({why})" for b, why in sweep.infeasible.items()))
+        st.caption("No plan at " + ", ".join(f"{b} tokens ({plain(why)})" for b, why in sweep.infeasible.items()))
 
 st.subheader("What if")
 inputs = loaded_laws().get(laws_key(url, project, data_hash, objective, params, form))

@@ -126,7 +126,7 @@ def run_table(table: pd.DataFrame, number_columns: list[str]) -> None:
     if search.strip():
         needle = search.strip().lower()
         shown_table = table[search_text(table).str.contains(needle, regex=False)]
-        st.caption(f"{len(shown_table)} of {len(table)} runs match '{search.strip()}'.")
+        st.caption(f"{len(shown_table)} of {len(table)} runs match '{plain(search.strip())}'.")
     st.dataframe(
         shown_table,
         hide_index=True,
@@ -195,7 +195,8 @@ st.altair_chart(
 
 st.subheader("Learning curves")
 if not target or not any(name == target and n >= 2 for (_, name), n in checkpoints.items()):
-    st.caption(f"No run has more than one checkpoint of {target or 'any target'}, so there are no learning curves to draw.")
+    st.caption(f"No run has more than one checkpoint of {plain(target) if target else 'any target'}, so there are no "
+               "learning curves to draw.")
 else:
     with_curve = {run for (run, name), n in checkpoints.items() if name == target and n >= 2}
     ranked = [n for n in ordered if n in with_curve]

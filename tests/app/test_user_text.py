@@ -29,3 +29,20 @@ def test_a_project_description_with_an_image_is_shown_escaped():
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption if "beacon" in c.value]
     assert captions and all("![" not in c and "\\!\\[x\\]" in c for c in captions), captions
+
+
+def test_a_target_name_with_an_image_is_shown_escaped(tmp_path):
+    """Names come from uploads: a target called like a Markdown image is text on the Runs page."""
+    from engine.services.ingest import ingest_files
+
+    (tmp_path / "runs.csv").write_text(f"run_id,tokens,mix:a,mix:b,loss:{IMAGE}\n"
+                                       "r0,1000,0.3,0.7,2.5\nr1,1000,0.6,0.4,2.4\n")
+    ingest_files("p", [tmp_path / "runs.csv"])
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app" / "pages" / "runs.py"), default_timeout=120)
+    at.session_state["project"] = "p"
+    at.run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption if "beacon" in c.value]
+    assert captions and all("![" not in c and "\\!\\[x\\]" in c for c in captions), captions
+    at.text_input(key="runs_search").set_value("*r0*").run()  # a search is shown as typed, not as emphasis
+    assert any("runs match '\\*r0\\*'" in c.value for c in at.caption), [c.value for c in at.caption]
