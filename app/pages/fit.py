@@ -123,7 +123,9 @@ if stale:
 
 st.subheader("Comparison on held-out runs")
 st.caption(f"{report.n_runs} runs, objective **{plain(report.objective)}** (lower is better), 5-fold CV over runs. "
-           "Default law: best Spearman; laws within 0.002 count as tied and the lower MAE wins. "
+           f"Default law: best Spearman; laws within {fits.SPEARMAN_TIE:g} count as tied and the lower MAE wins, "
+           f"but a tied smooth law with bootstrap refits within {fits.MAE_TIE - 1:.0%} of that MAE is preferred "
+           "(it has gradients for the planner and intervals from real refits). "
            "90% coverage: share of held-out runs inside their 90% interval (calibrated on the other folds).")
 st.dataframe(comparison_frame(report), hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(c, format="%.3f")
