@@ -15,6 +15,7 @@ from app.ui.auth import require_sign_in  # noqa: E402
 from app.ui.cache import database_url  # noqa: E402
 from app.ui.jobs import sidebar_jobs  # noqa: E402
 from app.ui.state import current_project, ensure_ready  # noqa: E402
+from app.ui.warmup import warm_imports  # noqa: E402
 
 # A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google's servers.
 st.set_page_config(page_title="mixplan", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide")
@@ -43,6 +44,7 @@ page = "the dashboard"
 try:  # st.stop() and st.rerun() raise BaseExceptions, which pass through
     require_sign_in()  # before any page is registered: a signed-out visitor reaches nothing else
     ensure_ready()
+    warm_imports()  # the laws' imports in the background: the first opening of Fit or Plan does not wait on them
     navigation = st.navigation(
         {
             "Data": [

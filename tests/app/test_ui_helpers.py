@@ -67,3 +67,23 @@ def test_mixture_bars_are_stacked_before_the_browser_sees_them():
     spec = chart.to_dict()
     assert spec["encoding"]["x"]["sort"] == ["r2", "r0", "r1"]  # the runs' order, not a sort by field
     assert "stack" not in str(spec["encoding"]["y"]) and "aggregate" not in str(spec["encoding"]["y"])
+
+
+def test_the_laws_are_imported_in_the_background_once_a_session_starts():
+    """The first opening of Fit or Plan must not wait ~1 s on PyTorch, LightGBM and scikit-learn imports."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\n"
+            "from app.ui.warmup import HEAVY, warm_imports\n"
+            "assert 'lightgbm' not in sys.modules and 'engine.laws.registry' not in sys.modules\n"
+            "thread = warm_imports()\n"
+            "assert warm_imports() is thread  # once per server process\n"
+            "thread.join(300)\n"
+            "missing = [name for name in HEAVY if name not in sys.modules]\n"
+            "assert not thread.is_alive() and not missing and 'lightgbm' in sys.modules, missing\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
