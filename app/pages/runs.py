@@ -17,7 +17,7 @@ from engine.errors import MixplanError
 from engine.services.ingest import set_domain_metadata
 from engine.services.runs import list_domains
 
-MAX_BARS = 600  # bars thinner than a pixel say nothing; past this the chart shows a spread sample
+MAX_BARS = 200  # past this the chart shows an even sample, best to worst: 512 bars took the browser a 0.35 s task
 MAX_CURVES = 100
 PROVENANCE_FIELDS = ["tokens", "model_params", "seed", "seq_len", "tokenizer", "framework", "method", "status"]
 
