@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.cache import cached_curves, cached_runs, cached_targets, forget_cached_data
-from app.ui.charts import OTHER, curves_chart, mixture_chart, mixture_frame, top_domains
+from app.ui.charts import OTHER, curve_runs, curves_chart, mixture_chart, mixture_frame, top_domains
 from app.ui.errors import show_error
 from app.ui.state import require_project
 from app.ui.text import plain
@@ -148,8 +148,8 @@ directions = {t.name: t.direction for t in cached_targets(project)}
 curves = cached_curves(project)
 curve_frame = pd.DataFrame({"run": curves.run, "target": curves.target,
                             "tokens_seen": curves.tokens_seen, "value": curves.value})
-checkpoints = curve_frame.dropna(subset=["tokens_seen"]).groupby(["run", "target"]).size()
-runs_with_curves = sorted({run for (run, _), n in checkpoints.items() if n >= 2})
+with_curves = curve_runs(curve_frame)  # target -> runs with a learning curve
+runs_with_curves = set().union(*with_curves.values())
 
 cols = st.columns(4)
 cols[0].metric("Runs", len(runs))
@@ -194,12 +194,11 @@ st.altair_chart(
 )
 
 st.subheader("Learning curves")
-if not target or not any(name == target and n >= 2 for (_, name), n in checkpoints.items()):
+if not target or not with_curves.get(target):
     st.caption(f"No run has more than one checkpoint of {plain(target) if target else 'any target'}, so there are no "
                "learning curves to draw.")
 else:
-    with_curve = {run for (run, name), n in checkpoints.items() if name == target and n >= 2}
-    ranked = [n for n in ordered if n in with_curve]
+    ranked = [n for n in ordered if n in with_curves[target]]
     shown = count_slider("Runs drawn (evenly spread from best to worst)", min(len(ranked), MAX_CURVES), 12,
                          "runs_curves_count")
     picked = spread_pick(ranked, shown)

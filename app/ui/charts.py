@@ -63,6 +63,16 @@ def mixture_chart(frame: pd.DataFrame, *, sort_label: str) -> alt.Chart:
     )
 
 
+def curve_runs(curves: pd.DataFrame) -> dict[str, set[str]]:
+    """Target -> the runs with two or more checkpoints of it (a learning curve to draw).
+
+    ``curves`` columns: run, target, tokens_seen (NaN: a final value of unknown count). Grouped in pandas:
+    iterating the (run, target) counts in Python took 0.2 s a page run at 512 runs x 110 targets."""
+    counts = curves.dropna(subset=["tokens_seen"]).groupby(["target", "run"]).size()
+    many = counts[counts >= 2].reset_index()
+    return {str(target): set(group["run"]) for target, group in many.groupby("target")}
+
+
 def curves_chart(frame: pd.DataFrame, *, target: str) -> alt.Chart:
     """Learning curves: ``value`` of ``target`` against tokens seen (log axis), one line per run."""
     legend = alt.Legend(title="run") if frame["run"].nunique() <= 15 else None

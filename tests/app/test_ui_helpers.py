@@ -87,3 +87,17 @@ def test_the_laws_are_imported_in_the_background_once_a_session_starts():
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600,
                           check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_curve_runs_are_runs_with_two_or_more_checkpoints_of_a_target():
+    import math
+
+    import pandas as pd
+
+    from app.ui.charts import curve_runs
+
+    curves = pd.DataFrame({"run": ["a", "a", "a", "b", "b", "c", "c"],
+                           "target": ["x", "x", "y", "x", "x", "y", "y"],
+                           "tokens_seen": [1, 2, 1, 1, math.nan, 1, 2], "value": [1.0] * 7})
+    assert curve_runs(curves) == {"x": {"a"}, "y": {"c"}}  # b's second value has no token count
+    assert curve_runs(curves.iloc[:0]) == {}
