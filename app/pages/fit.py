@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app.ui.cache import cached_data_hash, cached_law_change, database_url
+from app.ui.cache import cached_data_hash, cached_dataset, cached_law_change, database_url
 from app.ui.errors import stop_on_error
 from app.ui.fit_charts import domain_effect_chart, predicted_vs_actual_chart
 from app.ui.jobs import job_status, runner, show_failure
@@ -23,23 +23,27 @@ from engine.services import fits
 from engine.services.jobs import job_key, last_result, latest_job, live_job
 from engine.services.runs import list_targets
 from engine.services.tasks import fit_report_from_dict, fit_settings, fit_work, stored_fit_report
+from engine.store.dataset import Dataset
 
 
+# ``_dataset``: the project's runs at ``data_hash`` (cached_dataset), passed so that nothing reads them again;
+# left out of the cache keys (a leading underscore), which the hash already decides.
 @st.cache_data(show_spinner=False, max_entries=32)
 def _stored_report(project: str, url: str, data_hash: str, objective: str, laws: tuple[str, ...],
-                   overrides_version: int) -> fits.FitReport | None:
-    return stored_fit_report(project, objective, list(laws), url=url)
+                   overrides_version: int, _dataset: Dataset) -> fits.FitReport | None:
+    return stored_fit_report(project, objective, list(laws), url=url, dataset=_dataset)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _held_out(project: str, url: str, data_hash: str, objective: str) -> fits.HeldOut:
-    return fits.held_out_predictions(project, objective=objective, url=url)
+def _held_out(project: str, url: str, data_hash: str, objective: str, _dataset: Dataset) -> fits.HeldOut:
+    return fits.held_out_predictions(project, objective=objective, url=url, dataset=_dataset)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _effect(project: str, url: str, data_hash: str, objective: str, law: str, domain: str) -> fits.DomainEffect:
-    _, reference = fits.mean_mixture(project, url=url)
-    model = fits.load_objective_model(project, objective=objective, law=law, url=url)
+def _effect(project: str, url: str, data_hash: str, objective: str, law: str, domain: str,
+            _dataset: Dataset) -> fits.DomainEffect:
+    _, reference = fits.mean_mixture(project, url=url, dataset=_dataset)
+    model = fits.load_objective_model(project, objective=objective, law=law, url=url, dataset=_dataset)
     return fits.domain_effect(model, reference, domain)
 
 
@@ -91,8 +95,9 @@ if not laws:
 settings = fit_settings(objective, laws)
 key = job_key("fit", project, settings, data_hash)
 with stop_on_error():
+    dataset = cached_dataset(project, url, data_hash)
     report = _stored_report(project, url, data_hash, objective, tuple(sorted(laws)),
-                            st.session_state.get("_fit_overrides", 0))
+                            st.session_state.get("_fit_overrides", 0), dataset)
 live = live_job(key, url=url)
 newest = latest_job(key, url=url)
 stale = False
@@ -131,7 +136,7 @@ st.dataframe(comparison_frame(report), hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(c, format="%.3f")
                             for c in ("Spearman", "Pearson", "MAE", "RMSE", "top-1 gap", "90% coverage")})
 with stop_on_error():
-    change = cached_law_change(project, url, data_hash, report.objective)
+    change = cached_law_change(project, url, data_hash, report.objective, dataset)
 if change:
     st.info(change, icon=":material/swap_horiz:")
 
@@ -155,7 +160,7 @@ if cols[1].button("Back to the best CV law", disabled=not report.overridden):
     st.rerun()
 
 st.subheader("Predicted vs actual (held-out folds)")
-held = _held_out(project, url, data_hash, report.objective)
+held = _held_out(project, url, data_hash, report.objective, dataset)
 frame = pd.DataFrame({"law": held.law, "run": held.run, "fold": held.fold, "actual": held.actual, "predicted": held.predicted})
 frame = frame[frame["law"].isin(ok_laws)]
 if frame.empty:
@@ -164,13 +169,13 @@ else:
     st.altair_chart(predicted_vs_actual_chart(frame, objective=report.objective), width="stretch")
 
 st.subheader("Per-domain effect")
-domains, _ = fits.mean_mixture(project, url=url)
+domains = list(dataset.domains)
 domain = st.selectbox("Domain", domains)
 shown = st.multiselect("Laws to show", ok_laws, default=[current] if current in ok_laws else ok_laws[:1])
 effects = []
 for law in shown:
     with stop_on_error():
-        effect = _effect(project, url, data_hash, report.objective, law, domain)
+        effect = _effect(project, url, data_hash, report.objective, law, domain, dataset)
     effects.append(pd.DataFrame({"law": law, "share": effect.shares, "predicted": effect.predicted,
                                  "lower": effect.lower, "upper": effect.upper}))
 if effects:

@@ -482,9 +482,10 @@ class HeldOut:
     predicted: np.ndarray
 
 
-def held_out_predictions(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None) -> HeldOut:
+def held_out_predictions(project: str, *, objective: str | dict[str, float] = "mean", url: str | None = None,
+                         dataset: Dataset | None = None) -> HeldOut:
     """The newest fit of each law on the current data: its held-out predictions only (not its parameters)."""
-    ids = [f.id for f in fit_summaries_now(project, objective=objective, url=url)]
+    ids = [f.id for f in fit_summaries_now(project, objective=objective, url=url, dataset=dataset)]
     with session_scope(url) as s:
         rows = s.execute(select(LawFit.law, LawFit.cv_predictions).where(LawFit.id.in_(ids)).order_by(LawFit.id.desc())).all()
     law, run, fold, actual, predicted = [], [], [], [], []
@@ -533,10 +534,11 @@ def domain_effect(model: FittedObjective, reference: np.ndarray, domain: str, po
     return DomainEffect(domain, shares, per_target @ model.weights, lo, hi)
 
 
-def mean_mixture(project: str, url: str | None = None) -> tuple[list[str], np.ndarray]:
-    """The project's domains and the average mixture of its runs (the reference of the domain-effect view)."""
+def mean_mixture(project: str, url: str | None = None, dataset: Dataset | None = None) -> tuple[list[str], np.ndarray]:
+    """The project's domains and the average mixture of its runs (the reference of the domain-effect view).
+    ``dataset``: the project's runs when the caller has loaded them already."""
     with session_scope(url) as s:
-        dataset = at_proxy_scale(load_dataset(s, project))
+        dataset = _proxy_dataset(s, project, dataset)
     if dataset.n_runs == 0:
         raise InputError(f"project '{project}' has no runs.", hint="upload runs first.")
     return dataset.domains, dataset.mixtures.mean(axis=0)

@@ -74,6 +74,12 @@ def delete_project(name: str, *, url: str | None = None) -> None:
         record_action(s, "delete-project", name)
 
 
+def project_dataset(project: str, *, url: str | None = None) -> Dataset:
+    """The project's complete runs as the laws and the planner read them (pages cache it per data hash)."""
+    with session_scope(url) as s:
+        return load_dataset(s, project)
+
+
 def project_data_hash(project: str, *, url: str | None = None) -> str:
     """The project's data hash (runs, values, curves, domain facts): pages cache on it, so any edit refreshes them."""
     with session_scope(url) as s:

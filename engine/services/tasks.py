@@ -20,7 +20,7 @@ from engine.progress import ProgressCallback, report, scaled
 from engine.services import fits
 from engine.services.plans import PlanningInputs, plan_from_inputs, planning_inputs
 from engine.store import session_scope
-from engine.store.dataset import at_proxy_scale, load_dataset
+from engine.store.dataset import Dataset, at_proxy_scale, load_dataset
 
 InputsLoader = Callable[[str, str, "float | None", str], PlanningInputs]
 
@@ -112,11 +112,14 @@ def sweep_from_result(doc: dict) -> BudgetSweep:
     return BudgetSweep(**doc)
 
 
-def stored_fit_report(project: str, objective: str, laws: list[str], *, url: str | None = None) -> fits.FitReport | None:
+def stored_fit_report(project: str, objective: str, laws: list[str], *, url: str | None = None,
+                      dataset: Dataset | None = None) -> fits.FitReport | None:
     """The fit report of the stored fits on the project's current data, without fitting anything;
-    None unless every law in ``laws`` has a stored fit."""
-    with session_scope(url) as s:
-        dataset = at_proxy_scale(load_dataset(s, project))  # read once for both calls below (the Fit page's first open)
+    None unless every law in ``laws`` has a stored fit. ``dataset``: the project's runs, if loaded already."""
+    if dataset is None:
+        with session_scope(url) as s:
+            dataset = load_dataset(s, project)  # read once for both calls below
+    dataset = at_proxy_scale(dataset)
     stored = {f.law: f for f in fits.fit_summaries_now(project, objective=objective, url=url, dataset=dataset)}
     if not stored or any(law not in stored for law in laws):
         return None
@@ -128,14 +131,14 @@ def stored_fit_report(project: str, objective: str, laws: list[str], *, url: str
                           overridden=default != fits.choose_default(rows))
 
 
-def law_change(project: str, objective: str, *, url: str | None = None) -> str | None:
+def law_change(project: str, objective: str, *, url: str | None = None, dataset: Dataset | None = None) -> str | None:
     """Why the default law is not what it was: when the CV winner on the current runs differs from the
     winner on the previous data, one sentence with both laws' held-out Spearman and run counts."""
     from engine.laws.objective import parse_objective
     from engine.store.queries import fit_summaries, project_id
 
     with session_scope(url) as s:
-        dataset = at_proxy_scale(load_dataset(s, project))
+        dataset = at_proxy_scale(dataset if dataset is not None else load_dataset(s, project))
         spec = parse_objective(objective, dataset.targets, dataset.directions)
         rows = fit_summaries(s, project_id(s, project), spec.key)
         previous_hash = next((f.data_hash for f in rows if f.data_hash != dataset.data_hash), None)

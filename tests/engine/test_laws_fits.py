@@ -17,12 +17,13 @@ from engine.services.fits import (
     fit_project,
     held_out_predictions,
     load_objective_model,
+    mean_mixture,
     predict_mixtures,
     set_default_law,
     fit_summaries_now,
 )
 from engine.services.ingest import ingest_files
-from engine.services.tasks import law_change
+from engine.services.tasks import law_change, stored_fit_report
 from engine.store import session_scope
 from engine.store.dataset import load_dataset
 
@@ -95,6 +96,10 @@ def test_a_default_law_that_changed_with_the_runs_says_why(tmp_path, db_url):
     assert "on the previous 40 runs linear ranked" in text and "on the current 52 runs gp does" in text
     linear_now = next(r for r in report.rows if r.law == "linear")
     assert f"linear scores {linear_now.spearman:.2f} on them now" in text
+    # the Fit page passes the runs it loaded once; the answer is the same as reading them again
+    with session_scope(db_url) as s:
+        loaded = load_dataset(s, project)
+    assert law_change(project, "mean", url=db_url, dataset=loaded) == text
 
 
 def test_objective_folds_direction_and_default_choice(tmp_path, sqlite_url):
@@ -161,6 +166,17 @@ def test_views_for_the_fit_page(tmp_path, sqlite_url):
     fit_project(project, objective="code", laws=["linear", "lightgbm"], bootstrap=6, url=sqlite_url)
     held = held_out_predictions(project, objective="code", url=sqlite_url)
     assert sorted(set(held.law)) == ["lightgbm", "linear"] and len(held.run) == 80
+    # the page's shortcut: the runs loaded once and passed in give the same views
+    with session_scope(sqlite_url) as s:
+        loaded = load_dataset(s, project)
+    again = held_out_predictions(project, objective="code", url=sqlite_url, dataset=loaded)
+    assert again.run == held.run and np.array_equal(again.predicted, held.predicted)
+    domains, mean = mean_mixture(project, url=sqlite_url)
+    assert mean_mixture(project, url=sqlite_url, dataset=loaded)[0] == domains
+    np.testing.assert_array_equal(mean_mixture(project, url=sqlite_url, dataset=loaded)[1], mean)
+    report = stored_fit_report(project, "code", ["linear", "lightgbm"], url=sqlite_url)
+    assert report is not None and report == stored_fit_report(project, "code", ["linear", "lightgbm"], url=sqlite_url,
+                                                              dataset=loaded)
     model = load_objective_model(project, objective="code", law="linear", url=sqlite_url)
     effect = domain_effect(model, np.array([0.4, 0.3, 0.3]), "code")
     assert effect.shares[0] == 0 and effect.shares[-1] == 1
