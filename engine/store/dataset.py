@@ -72,10 +72,13 @@ def load_dataset(session: Session, project_name: str, *, include_failed: bool = 
     project = find_project(session, project_name)
     domains = session.scalars(select(Domain).where(Domain.project_id == project.id).order_by(Domain.id)).all()
     targets = session.scalars(select(EvalTarget).where(EvalTarget.project_id == project.id).order_by(EvalTarget.id)).all()
-    run_query = select(Run).where(Run.project_id == project.id).order_by(Run.id)
+    # the five columns used, not whole Run objects: building 512 ORM objects (provenance and schedule JSON
+    # decoded, identity map) was most of a load on the RegMix runs
+    run_query = (select(Run.id, Run.name, Run.mixture, Run.tokens, Run.model_params)
+                 .where(Run.project_id == project.id).order_by(Run.id))
     if not include_failed:
         run_query = run_query.where(Run.status == "complete")
-    runs = session.scalars(run_query).all()
+    runs = session.execute(run_query).all()
 
     domain_names = [d.name for d in domains]
     domain_pos = {name: j for j, name in enumerate(domain_names)}
