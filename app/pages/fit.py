@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app.ui.cache import cached_data_hash, cached_dataset, cached_law_change, database_url
+from app.ui.cache import cached_law_change, current_dataset, database_url
 from app.ui.errors import stop_on_error
 from app.ui.fit_charts import domain_effect_chart, predicted_vs_actual_chart
 from app.ui.jobs import job_status, runner, show_failure
@@ -26,7 +26,7 @@ from engine.services.tasks import fit_report_from_dict, fit_settings, fit_work, 
 from engine.store.dataset import Dataset
 
 
-# ``_dataset``: the project's runs at ``data_hash`` (cached_dataset), passed so that nothing reads them again;
+# ``_dataset``: the project's runs at ``data_hash`` (current_dataset), passed so that nothing reads them again;
 # left out of the cache keys (a leading underscore), which the hash already decides.
 @st.cache_data(show_spinner=False, max_entries=32)
 def _stored_report(project: str, url: str, data_hash: str, objective: str, laws: tuple[str, ...],
@@ -71,7 +71,9 @@ project = require_project()
 url = database_url()
 with stop_on_error():
     targets = list_targets(project, url=url)
-    data_hash = cached_data_hash(project, url)
+    # the runs once (the views below take them; the hash keys their caches), again after a few seconds
+    dataset = current_dataset(project, url)
+    data_hash = dataset.data_hash
 if not targets:
     st.info("This project has no evaluation targets yet: upload runs first.", icon=":material/upload:")
     link("pages/upload.py", label="Upload runs", icon=":material/upload:")
@@ -95,7 +97,6 @@ if not laws:
 settings = fit_settings(objective, laws)
 key = job_key("fit", project, settings, data_hash)
 with stop_on_error():
-    dataset = cached_dataset(project, url, data_hash)
     report = _stored_report(project, url, data_hash, objective, tuple(sorted(laws)),
                             st.session_state.get("_fit_overrides", 0), dataset)
 live = live_job(key, url=url)
