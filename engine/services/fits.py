@@ -321,7 +321,9 @@ def _store_fits(project: str, project_id: int, objective: str, data_hash: str, o
                     out[name] = _row_from_fit(stored, reused=True)
                     continue
                 fit = LawFit(project_id=project_id, law=name, objective=objective, options=options,
-                             data_hash=data_hash, **{key: json_safe(value) for key, value in doc.items()})
+                             data_hash=data_hash, smooth=bool(doc["params"].get("smooth")),
+                             refits_skipped=bool(doc["bootstrap"].get("refits_skipped")),
+                             **{key: json_safe(value) for key, value in doc.items()})
                 s.add(fit)
                 s.flush()
                 record_action(s, "fit", project, {"law": name, "objective": objective, "fit": fit.id})

@@ -169,6 +169,10 @@ class LawFit(Base):
     cv_metrics: Mapped[dict] = mapped_column(JSON, default=dict)
     cv_predictions: Mapped[dict] = mapped_column(JSON, default=dict)  # held-out predictions per run
     bootstrap: Mapped[dict] = mapped_column(JSON, default=dict)  # params of refits / interval summary
+    # params["smooth"] and bootstrap["refits_skipped"] again, as columns: fit summaries read them without
+    # parsing the JSON documents (tens of MB for a GP or the stack on a 110-target swarm)
+    smooth: Mapped[bool] = mapped_column(Boolean, default=False)
+    refits_skipped: Mapped[bool] = mapped_column(Boolean, default=False)
     data_hash: Mapped[str] = mapped_column(String(64))
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.actions import acting_as, list_actions, record_action
 from engine.errors import InputError
@@ -156,6 +157,33 @@ def test_migrations_match_the_models(tmp_path):
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+
+
+def test_migration_0006_fills_the_law_fit_flags_from_the_stored_json(tmp_path):
+    """A database fitted before the flags had columns keeps what its rows said (the summaries read the columns)."""
+    from sqlalchemy import text
+
+    from engine.store.queries import fit_summaries
+    from engine.store.session import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(url)
+    upgrade(engine, "0005")
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO project (id, name, description, is_demo, law_overrides, created_at) "
+                       "VALUES (1, 'p', '', 0, '{}', '2026-11-28 00:00:00')"))
+        for fit_id, law, params, boot in [(1, "gp", '{"smooth": true}', '{"refits_skipped": false}'),
+                                           (2, "exponential", '{"smooth": true}', '{"refits_skipped": true}'),
+                                           (3, "lightgbm", '{"smooth": false}', '{}')]:
+            c.execute(text("INSERT INTO law_fit (id, project_id, law, objective, options, params, cv_metrics, "
+                           "cv_predictions, bootstrap, data_hash, seconds, created_at) VALUES (:i, 1, :law, 'mean', "
+                           "'{}', :params, '{}', '{}', :boot, 'h', 1.0, '2026-11-28 00:00:00')"),
+                      {"i": fit_id, "law": law, "params": params, "boot": boot})
+    upgrade(engine, "head")
+    with Session(engine) as s:
+        flags = {f.law: (f.smooth, f.refits_skipped) for f in fit_summaries(s, 1, "mean")}
+    engine.dispose()
+    assert flags == {"gp": (True, False), "exponential": (True, True), "lightgbm": (False, False)}
 
 
 def test_a_server_killed_mid_job_leaves_a_failed_job_and_the_results_before_it(tmp_path):
