@@ -207,7 +207,9 @@ def test_the_newcomer_journey(dashboard, chromium, regmix_dir, tmp_path):
     nav(page, "Next runs")
     click(page, "Suggest runs")
     expect(page.get_by_text("4 pending: next-r1-01", exact=False)).to_be_visible(timeout=FIT_MS)
-    runs_metric = page.locator('[data-testid="stMetric"]').filter(has_text="Runs in the project")
+    # the current run's metric: a rerun that inserts a message above it leaves the old copy on screen, stale,
+    # until the run ends (a fresh-clone run saw both, "48" and "49", and failed on the two)
+    runs_metric = current(page).locator('[data-testid="stMetric"]').filter(has_text="Runs in the project")
     expect(runs_metric.locator('[data-testid="stMetricValue"]')).to_have_text("48")
 
     nav(page, "Train")
