@@ -32,6 +32,7 @@ from engine.train.data import read_prepared
 
 TOP_DOMAINS = 8
 LAUNCH_GRACE_SECONDS = 30  # a trainer process needs a few seconds to create its job row
+ARRIVED_SHOWN_SECONDS = 60  # how long "Results arrived" stays up across the page's reruns
 
 project = require_project()
 url = database_url()
@@ -53,7 +54,13 @@ try:
         next_runs.reopen_stopped(project, url=url)  # a training that died leaves its runs to pick again
     if completed:
         forget_cached_data()
-        st.success(f"Results arrived for {', '.join(completed)}: the plan below uses them.", icon=":material/check_circle:")
+        st.session_state["next_arrived"] = (project, completed, time.monotonic())
+    # Kept on screen a while: the refreshed plan's job ends a moment later and reruns the page, which would
+    # otherwise take the message away before anyone read it (the journey test missed it that way, once).
+    arrived = st.session_state.get("next_arrived")
+    if arrived and arrived[0] == project and time.monotonic() - arrived[2] < ARRIVED_SHOWN_SECONDS:
+        st.success(f"Results arrived for {', '.join(arrived[1])}: the plan below uses them.",
+                   icon=":material/check_circle:")
     data_hash = cached_data_hash(project, url)
     defaults = cached_defaults(project, url, data_hash, 4.0)
 except MixplanError as error:

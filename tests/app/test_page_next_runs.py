@@ -99,6 +99,8 @@ def test_suggest_download_train_here_and_the_plan_moves(tmp_path):
     # the states it showed last; counting only what its own matching completed missed it, and the journey hung).
     assert any("Results arrived for next-r1-01" in s.value for s in at.success), [s.value for s in at.success]
     at = settle(at, project)
+    # still there after the refreshed plan's job ended and reran the page (it was gone after one rerun)
+    assert any("Results arrived for next-r1-01" in s.value for s in at.success), [s.value for s in at.success]
     by_name = {p.name: p for p in list_pending(project)}
     assert by_name["next-r1-01"].state == "done" and by_name["next-r1-01"].run == "next-r1-01"
     assert by_name["next-r1-02"].state == "pending"
