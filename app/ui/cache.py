@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from engine.config import Settings
 from engine.services.defaults import ProjectDefaults, project_defaults
 from engine.services.projects import project_dataset
-from engine.store.dataset import Dataset
 from engine.services.runs import (CurveTable, RunSummary, TargetInfo, learning_curves, list_domains, list_runs,
                                   list_targets)
+from engine.store.dataset import Dataset
 
 TTL_SECONDS = 30
 HASH_TTL_SECONDS = 5  # how long a write made elsewhere (CLI, another tab, a training) may go unseen
