@@ -75,7 +75,8 @@ def delete_project(name: str, *, url: str | None = None) -> None:
 
 
 def project_dataset(project: str, *, url: str | None = None) -> Dataset:
-    """The project's complete runs as the laws and the planner read them (pages cache it per data hash)."""
+    """The project's complete runs as the laws and the planner read them (the pages hold them a few seconds
+    and read the data hash off them)."""
     with session_scope(url) as s:
         return load_dataset(s, project)
 
